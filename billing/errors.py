@@ -1,0 +1,73 @@
+"""The domain's errors. Each has a stable code the API layer turns into its own typed errors.
+
+No GraphQL here: `graphql_api` maps `ErrorCode` onto its enum.
+"""
+
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    PROVIDER_UNAVAILABLE = "provider_unavailable"
+    PROVIDER_REJECTED = "provider_rejected"
+    PROVIDER_OBJECT_NOT_FOUND = "provider_object_not_found"
+
+
+class BillingError(Exception):
+    code: ErrorCode
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class GatewayError(BillingError):
+    """A call to the payment provider did not give the answer asked for.
+
+    `outcome_known` says whether we know what happened at the provider. When it is False the
+    operation may or may not have been carried out: repeat it with the same Idempotence-Key, or
+    look the object up, but never start it again under a new key.
+    """
+
+    outcome_known: bool = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int | None = None,
+        provider_code: str | None = None,
+        parameter: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.provider_code = provider_code
+        self.parameter = parameter
+        self.retry_after = retry_after
+
+
+class ProviderUnavailable(GatewayError):
+    """The provider could not be asked (no connection, rate limit): nothing was done, try again."""
+
+    code = ErrorCode.PROVIDER_UNAVAILABLE
+    outcome_known = True
+
+
+class ProviderOutcomeUnknown(ProviderUnavailable):
+    """The request may have reached the provider but no usable answer came back (timeout,
+    dropped connection, HTTP 5xx or 202): repeat it with the same Idempotence-Key."""
+
+    outcome_known = False
+
+
+class ProviderRejected(GatewayError):
+    """The provider answered and refused (HTTP 4xx): nothing was done; the same request will be
+    refused again."""
+
+    code = ErrorCode.PROVIDER_REJECTED
+    outcome_known = True
+
+
+class ProviderObjectNotFound(ProviderRejected):
+    code = ErrorCode.PROVIDER_OBJECT_NOT_FOUND

@@ -1,0 +1,30 @@
+"""HTTP goes through Django (AsyncGraphQLView runs sync resolvers on parallel threads and keeps
+Django's middleware); only websockets go through channels."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
+django_application = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.urls import path  # noqa: E402
+from strawberry.channels import GraphQLWSConsumer  # noqa: E402
+
+from graphql_api.schema import schema  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_application,
+        "websocket": URLRouter(
+            [
+                path(
+                    "graphql/",
+                    GraphQLWSConsumer.as_asgi(schema=schema, allowed_origins=settings.GRAPHQL_WS_ALLOWED_ORIGINS),
+                ),
+            ]
+        ),
+    }
+)

@@ -1,0 +1,233 @@
+"""Settings shared by every environment, read from the process environment (12-factor).
+
+Every value has a default that suits a zero-setup local run; `production.py` hardens them and
+`validate()` at the bottom refuses configurations that must never start.
+"""
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+env = environ.Env()
+if (BASE_DIR / ".env").is_file():
+    environ.Env.read_env(BASE_DIR / ".env")
+
+# --- Core -----------------------------------------------------------------------------------
+
+DEBUG = env.bool("DEBUG", default=False)
+# Only good enough for DEBUG runs: validate() refuses it when DEBUG is off.
+INSECURE_SECRET_KEY_PREFIX = "django-insecure-"  # noqa: S105 - a marker, not a key
+SECRET_KEY = env.str("SECRET_KEY", default=INSECURE_SECRET_KEY_PREFIX + "local-development-only")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# Browser origins (the cinema's web apps) allowed to open the GraphQL websocket.
+GRAPHQL_WS_ALLOWED_ORIGINS = env.list("GRAPHQL_WS_ALLOWED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "django_q",
+    "anymail",
+    "strawberry_django",
+    "plans",
+    "billing",
+    "webhooks",
+    "mail",
+    "graphql_api",
+    "sandbox",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}"),
+}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The local run writes from several processes (web, worker, admin): wait for the lock
+    # instead of failing, and take it at BEGIN so two writers never deadlock on an upgrade.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Internationalisation -------------------------------------------------------------------
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# --- Channels (websockets) and cache --------------------------------------------------------
+
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # socket_timeout=None: redis-py 8 would otherwise drop idle websockets after 5 s.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": None}]},
+        },
+    }
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    # Per process only: good for one local process and for tests, never for production.
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- Background tasks (django-q2, ORM broker) -----------------------------------------------
+
+# The ORM broker is at-least-once with a lease of `retry` seconds: `retry` stays well above
+# `timeout` so a running task is never handed to a second worker, and every task is idempotent.
+Q_CLUSTER = {
+    "name": "billing",
+    "orm": "default",
+    "workers": env.int("Q_WORKERS", default=2),
+    "timeout": env.int("Q_TIMEOUT", default=120),
+    "retry": env.int("Q_RETRY", default=300),
+    "max_attempts": 5,
+    "bulk": 1,
+    "queue_limit": 4,
+    "save_limit": 1000,
+    "catch_up": False,
+    "poll": 0.5,
+}
+
+# --- Email (Anymail) ------------------------------------------------------------------------
+
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Cinema <billing@cinema.example>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+MAILGUN_API_KEY = env.str("MAILGUN_API_KEY", default="")
+if MAILGUN_API_KEY:
+    EMAIL_BACKEND = "anymail.backends.mailgun.EmailBackend"
+    ANYMAIL = {
+        "MAILGUN_API_KEY": MAILGUN_API_KEY,
+        "MAILGUN_SENDER_DOMAIN": env.str("MAILGUN_SENDER_DOMAIN", default=""),
+        "MAILGUN_API_URL": env.str("MAILGUN_API_URL", default="https://api.mailgun.net/v3"),
+        "MAILGUN_WEBHOOK_SIGNING_KEY": env.str("MAILGUN_WEBHOOK_SIGNING_KEY", default=""),
+    }
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+
+# --- YooKassa -------------------------------------------------------------------------------
+
+YOOKASSA_PRODUCTION_API_URL = "https://api.yookassa.ru/v3"
+_real_shop_id = env.str("YOOKASSA_SHOP_ID", default="")
+_real_secret_key = env.str("YOOKASSA_SECRET_KEY", default="")
+YOOKASSA_HAS_REAL_CREDENTIALS = bool(_real_shop_id or _real_secret_key)
+YOOKASSA_SANDBOX = env.bool("YOOKASSA_SANDBOX", default=not YOOKASSA_HAS_REAL_CREDENTIALS)
+
+# The sandbox (sandbox/) is our emulator of YooKassa API v3. Its credentials are public test
+# values that only it accepts; they are never real YooKassa secrets.
+YOOKASSA_SANDBOX_HOST = env.str("YOOKASSA_SANDBOX_HOST", default="127.0.0.1")
+YOOKASSA_SANDBOX_PORT = env.int("YOOKASSA_SANDBOX_PORT", default=8001)
+YOOKASSA_SANDBOX_PUBLIC_URL = env.str(
+    "YOOKASSA_SANDBOX_PUBLIC_URL", default=f"http://127.0.0.1:{YOOKASSA_SANDBOX_PORT}"
+)
+YOOKASSA_SANDBOX_NOTIFICATION_URL = env.str(
+    "YOOKASSA_SANDBOX_NOTIFICATION_URL", default="http://127.0.0.1:8000/webhooks/yookassa/"
+)
+YOOKASSA_SANDBOX_STATE_FILE = env.str("YOOKASSA_SANDBOX_STATE_FILE", default=str(BASE_DIR / "var" / "sandbox.sqlite3"))
+
+if YOOKASSA_SANDBOX:
+    YOOKASSA_SHOP_ID = env.str("YOOKASSA_SANDBOX_SHOP_ID", default="100500")
+    YOOKASSA_SECRET_KEY = env.str("YOOKASSA_SANDBOX_SECRET_KEY", default="test_sandbox_key")
+    _default_api_url = f"{YOOKASSA_SANDBOX_PUBLIC_URL}/v3"
+else:
+    YOOKASSA_SHOP_ID = _real_shop_id
+    YOOKASSA_SECRET_KEY = _real_secret_key
+    _default_api_url = YOOKASSA_PRODUCTION_API_URL
+YOOKASSA_API_URL = env.str("YOOKASSA_API_URL", default="") or _default_api_url
+# The SDK sets no HTTP timeout at all; the gateway bounds every call with these (seconds).
+YOOKASSA_CONNECT_TIMEOUT = env.float("YOOKASSA_CONNECT_TIMEOUT", default=5.0)
+YOOKASSA_READ_TIMEOUT = env.float("YOOKASSA_READ_TIMEOUT", default=15.0)
+
+# --- Viewer authentication (JWTs issued by the cinema's Auth service) -----------------------
+
+JWT_SECRET = env.str("JWT_SECRET", default="")
+JWT_PUBLIC_KEY = env.str("JWT_PUBLIC_KEY", default="").replace("\\n", "\n")
+JWT_ALGORITHM = "RS256" if JWT_PUBLIC_KEY else "HS256"
+JWT_AUDIENCE = env.str("JWT_AUDIENCE", default="") or None
+JWT_ISSUER = env.str("JWT_ISSUER", default="") or None
+
+# --- Logging --------------------------------------------------------------------------------
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django_q": {"level": env.str("Q_LOG_LEVEL", default="WARNING")}},
+}
+
+
+def is_insecure_secret_key(key: str) -> bool:
+    """The same test as Django's security check W009: too short, too uniform, or a default."""
+    return key.startswith(INSECURE_SECRET_KEY_PREFIX) or len(key) < 50 or len(set(key)) < 5
+
+
+def validate(settings: dict) -> None:
+    """Refuse to start a configuration that could hurt viewers or leak secrets."""
+    if not settings["DEBUG"] and is_insecure_secret_key(settings["SECRET_KEY"]):
+        raise ImproperlyConfigured(
+            "DEBUG is off but SECRET_KEY is missing or insecure: set SECRET_KEY to a random "
+            "string of at least 50 characters."
+        )
+    if settings["YOOKASSA_HAS_REAL_CREDENTIALS"]:
+        if not (_real_shop_id and _real_secret_key):
+            raise ImproperlyConfigured("Set both YOOKASSA_SHOP_ID and YOOKASSA_SECRET_KEY, or neither.")
+        if settings["YOOKASSA_SANDBOX"]:
+            raise ImproperlyConfigured(
+                "YOOKASSA_SANDBOX is on while real YooKassa credentials are configured: "
+                "the sandbox is never used with real credentials."
+            )
+    elif not settings["YOOKASSA_SANDBOX"]:
+        raise ImproperlyConfigured(
+            "YOOKASSA_SANDBOX is off but no YooKassa credentials are configured: "
+            "set YOOKASSA_SHOP_ID and YOOKASSA_SECRET_KEY."
+        )

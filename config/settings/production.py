@@ -1,0 +1,18 @@
+"""Production: the same environment variables, with the transport hardened.
+
+Run behind a TLS-terminating proxy that sets X-Forwarded-Proto.
+"""
+
+from .base import *  # noqa: F403
+from .base import env, validate
+
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+# Probes inside the private network talk plain HTTP to the health endpoint.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SESSION_COOKIE_SECURE = True
+CSRF_COOKIE_SECURE = True
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+
+validate(globals())

@@ -1,0 +1,26 @@
+"""The test suite: the same settings with fast, in-process backends.
+
+The database stays whatever DATABASE_URL says (SQLite by default, PostgreSQL in CI).
+"""
+
+import os
+import secrets
+
+# Tests run with DEBUG off, like production; a throwaway key keeps validate() satisfied.
+os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(64))
+
+from .base import *  # noqa: F403
+from .base import Q_CLUSTER, validate
+
+DEBUG = False
+# Set here, not with override_settings: django_q reads it once at import.
+Q_CLUSTER = {**Q_CLUSTER, "sync": True}
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# The tests' sandbox answers within milliseconds; a short read timeout keeps fault tests fast.
+YOOKASSA_CONNECT_TIMEOUT = 2.0
+YOOKASSA_READ_TIMEOUT = 2.0
+
+validate(globals())

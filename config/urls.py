@@ -1,0 +1,26 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+from django.views.decorators.csrf import csrf_exempt
+from strawberry.django.views import AsyncGraphQLView
+
+from config.health import healthz
+from graphql_api.schema import schema
+
+admin.site.site_header = "Cinema billing"
+admin.site.site_title = "Cinema billing"
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    # Viewers authenticate with a bearer token, never a cookie, so CSRF cannot apply.
+    path(
+        "graphql/",
+        csrf_exempt(
+            AsyncGraphQLView.as_view(
+                schema=schema, graphql_ide="graphiql" if settings.DEBUG else None, allow_queries_via_get=False
+            )
+        ),
+    ),
+    path("webhooks/", include("webhooks.urls")),
+    path("healthz", healthz),
+]

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class SandboxAppConfig(AppConfig):
+    name = "sandbox"
+    verbose_name = "YooKassa sandbox"

@@ -1,0 +1,37 @@
+import contextlib
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from sandbox.config import SandboxConfig
+from sandbox.server import SandboxServer
+
+
+class Command(BaseCommand):
+    help = "Run the YooKassa API v3 sandbox (emulator) and its payment page."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--host", default=settings.YOOKASSA_SANDBOX_HOST)
+        parser.add_argument("--port", type=int, default=settings.YOOKASSA_SANDBOX_PORT)
+        parser.add_argument("--state-file", default=settings.YOOKASSA_SANDBOX_STATE_FILE)
+        parser.add_argument("--notification-url", default=settings.YOOKASSA_SANDBOX_NOTIFICATION_URL)
+
+    def handle(self, *args, **options) -> None:
+        if not settings.YOOKASSA_SANDBOX:
+            raise CommandError("Real YooKassa credentials are configured: the sandbox never runs beside them.")
+        config = SandboxConfig(
+            shop_id=settings.YOOKASSA_SHOP_ID,
+            secret_key=settings.YOOKASSA_SECRET_KEY,
+            host=options["host"],
+            port=options["port"],
+            public_url=settings.YOOKASSA_SANDBOX_PUBLIC_URL,
+            notification_url=options["notification_url"] or None,
+            state_file=options["state_file"],
+        )
+        server = SandboxServer(config)
+        self.stdout.write(
+            f"YooKassa sandbox on {server.url} (API {config.public_url}/v3, shopId {config.shop_id}); "
+            f"notifications to {config.notification_url}"
+        )
+        with contextlib.suppress(KeyboardInterrupt):
+            server.serve_forever()

@@ -1,0 +1,108 @@
+"""Notifications to the shop's URL, redelivered like YooKassa does until the shop answers 200.
+
+The emulator queues them in the store inside the same transaction as the change they describe;
+`deliver_due()` (run by the sandbox's background loop) posts what is due. Fault switches can
+duplicate, delay, lose or reorder them.
+"""
+
+import logging
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+
+from sandbox.config import SandboxConfig
+from sandbox.faults import Faults, NotificationEffect
+from sandbox.store import Notification, Store
+
+logger = logging.getLogger(__name__)
+
+# Spacing of notifications released by a REORDER fault, so they arrive in the reversed order.
+_REORDER_GAP = 0.2
+
+
+class Notifier:
+    def __init__(self, config: SandboxConfig, store: Store, faults: Faults) -> None:
+        self._config = config
+        self._store = store
+        self._faults = faults
+
+    def emit(self, event: str, obj: dict) -> None:
+        """Queue the notification for `event` about `obj` (call inside the store's transaction)."""
+        now = time.time()
+        body = {"type": "notification", "event": event, "object": obj}
+        created_at = self._config.clock().isoformat()
+        queue = {"event": event, "object_id": obj["id"], "body": body, "created_at": created_at}
+        fault = self._faults.take_notification(event)
+        if fault is None:
+            self._store.add_notification(**queue, state="pending", due_at=now)
+        elif fault.effect is NotificationEffect.LOSE:
+            self._store.add_notification(**queue, state="lost", due_at=None)
+        elif fault.effect is NotificationEffect.DELAY:
+            self._store.add_notification(**queue, state="pending", due_at=now + fault.delay)
+        elif fault.effect is NotificationEffect.DUPLICATE:
+            burst = f"burst-{uuid.uuid4()}" if fault.parallel else None
+            for _ in range(fault.copies):
+                self._store.add_notification(**queue, state="pending", due_at=now, burst=burst)
+        else:  # REORDER
+            group = f"reorder-{fault.id}"
+            self._store.add_notification(**queue, state="held", due_at=None, hold_group=group)
+            held = self._store.notifications(state="held", hold_group=group)
+            if len(held) >= fault.hold:
+                newest_first = sorted(held, key=lambda n: n.id, reverse=True)
+                self._store.release_notifications(
+                    [(n.id, now + index * _REORDER_GAP) for index, n in enumerate(newest_first)]
+                )
+
+    def deliver_due(self) -> int:
+        """Post every notification that is due; return how many attempts were made."""
+        if not self._config.notification_url:
+            return 0
+        due = self._store.claim_due_notifications(time.time(), limit=100)
+        bursts: dict[str | None, list[Notification]] = {}
+        for notification in due:
+            if notification.burst is None:
+                self._deliver(notification)
+            else:
+                bursts.setdefault(notification.burst, []).append(notification)
+        for burst in bursts.values():
+            with ThreadPoolExecutor(max_workers=len(burst)) as pool:
+                list(pool.map(self._deliver, burst))
+        return len(due)
+
+    def next_due_in(self) -> float | None:
+        due_at = self._store.next_notification_due()
+        return None if due_at is None else max(0.0, due_at - time.time())
+
+    def _deliver(self, notification: Notification) -> None:
+        attempts = notification.attempts + 1
+        try:
+            response = requests.post(
+                self._config.notification_url,
+                json=notification.body,
+                timeout=self._config.notification_timeout,
+                headers={"User-Agent": "YooKassa sandbox notifier"},
+            )
+            delivered = response.status_code == 200
+            result = f"HTTP {response.status_code}"
+        except requests.RequestException as exc:
+            delivered, result = False, f"{type(exc).__name__}: {exc}"
+        if delivered:
+            self._store.update_notification(
+                notification.id, state="delivered", attempts=attempts, due_at=None, last_result=result
+            )
+            return
+        schedule = self._config.notification_retry_schedule
+        if attempts > len(schedule):
+            logger.warning(
+                "Notification %s %s given up after %s attempts", notification.event, notification.object_id, attempts
+            )
+            self._store.update_notification(
+                notification.id, state="failed", attempts=attempts, due_at=None, last_result=result
+            )
+            return
+        wait = schedule[attempts - 1] * self._config.notification_time_scale
+        self._store.update_notification(
+            notification.id, state="pending", attempts=attempts, due_at=time.time() + wait, last_result=result
+        )

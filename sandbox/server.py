@@ -1,0 +1,146 @@
+"""The sandbox over HTTP: a threaded server plus a background loop for notifications and expiries."""
+
+import contextlib
+import logging
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
+from urllib.parse import parse_qs, urlsplit
+
+from sandbox.app import Request, Response, SandboxApp
+from sandbox.config import SandboxConfig
+from sandbox.emulator import Emulator
+from sandbox.errors import ApiError
+from sandbox.faults import Faults
+from sandbox.notifier import Notifier
+from sandbox.store import Store
+
+logger = logging.getLogger(__name__)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: "_HTTPServer"
+    server_version = "YooKassaSandbox/1.0"
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    do_POST = do_DELETE = do_PUT = do_PATCH = do_GET
+
+    def _handle(self) -> None:
+        url = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        request = Request(
+            method=self.command,
+            path=url.path,
+            query=parse_qs(url.query, keep_blank_values=True),
+            headers=self.headers,
+            body=self.rfile.read(length) if length else b"",
+        )
+        try:
+            response = self.server.app(request)
+        except Exception:
+            logger.exception("sandbox failed on %s %s", self.command, self.path)
+            response = Response.error(ApiError(500, "internal_server_error", "Internal server error"))
+        if response.delay:
+            time.sleep(response.delay)
+        if response.drop:
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        try:
+            self.send_response(response.status)
+            self.send_header("Content-Type", response.content_type)
+            self.send_header("Content-Length", str(len(response.body)))
+            for name, value in response.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(response.body)
+        except (BrokenPipeError, ConnectionResetError):
+            logger.info("client went away before the answer to %s %s", self.command, self.path)
+
+    def log_message(self, format: str, *args) -> None:
+        logger.debug("%s " + format, self.address_string(), *args)
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+    app: SandboxApp
+
+
+class SandboxServer:
+    """The emulator, its HTTP server and its background loop; a context manager for tests."""
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = config
+        self.store = Store(config.state_file)
+        self.store.requeue_interrupted_notifications()
+        self.faults = Faults()
+        self.notifier = Notifier(config, self.store, self.faults)
+        self.emulator = Emulator(config, self.store, self.notifier)
+        self.app = SandboxApp(config, self.store, self.emulator, self.faults)
+        self._httpd = _HTTPServer((config.host, config.port), _Handler)
+        self._httpd.app = self.app
+        host, port = self._httpd.server_address[:2]
+        self.url = f"http://{host}:{port}"
+        if config.public_url is None:
+            config.public_url = self.url
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/v3"
+
+    def start(self) -> Self:
+        """Serve and run the background loop in daemon threads."""
+        for target, name in ((self._httpd.serve_forever, "sandbox-http"), (self._loop, "sandbox-loop")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def serve_forever(self) -> None:
+        """Run in the foreground until interrupted (the management command)."""
+        self.start()
+        try:
+            while not self._stopping.wait(1):
+                pass
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    def tick(self) -> None:
+        """Expire what is overdue and deliver what is due; the loop calls it, tests may too."""
+        self.emulator.expire_due()
+        self.notifier.deliver_due()
+
+    def reset(self) -> None:
+        self.app.reset()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.tick()
+            except Exception:
+                logger.exception("sandbox background loop failed; going on")
+            due_in = self.notifier.next_due_in()
+            wait = self.config.tick_interval if due_in is None else min(due_in, self.config.tick_interval)
+            self._stopping.wait(max(wait, 0.005))
