@@ -1,0 +1,35 @@
+import pytest
+from yookassa import Configuration
+
+from sandbox.config import SandboxConfig, utc_now
+from sandbox.server import SandboxServer
+
+
+@pytest.fixture(scope="session")
+def sandbox_server():
+    """One sandbox for the session, on a free port, with a day of notification retries in ~0.1 s."""
+    config = SandboxConfig(port=0, notification_time_scale=0.001, tick_interval=0.02, notification_timeout=2)
+    with SandboxServer(config) as server:
+        yield server
+
+
+@pytest.fixture
+def sandbox(sandbox_server, settings):
+    """The sandbox, emptied, with the service's YooKassa settings pointed at it."""
+    sandbox_server.reset()
+    sandbox_server.config.notification_url = None
+    sandbox_server.config.clock = utc_now
+    settings.YOOKASSA_API_URL = sandbox_server.api_url
+    settings.YOOKASSA_SHOP_ID = sandbox_server.config.shop_id
+    settings.YOOKASSA_SECRET_KEY = sandbox_server.config.secret_key
+    yield sandbox_server
+    sandbox_server.faults.clear()
+    sandbox_server.config.clock = utc_now
+
+
+@pytest.fixture
+def sdk(sandbox):
+    """The official SDK's global configuration, pointed at the sandbox."""
+    Configuration.configure(sandbox.config.shop_id, sandbox.config.secret_key, api_url=sandbox.api_url)
+    yield
+    Configuration.configure(None, None)

@@ -1,0 +1,142 @@
+"""Notifications to the shop: YooKassa's shape, redelivery until 200, and their fault switches."""
+
+import time
+
+import pytest
+from yookassa import Payment, Refund
+
+from sandbox.faults import NotificationEffect, NotificationFault
+from tests.helpers import eventually, pay_on_page
+
+pytestmark = pytest.mark.usefixtures("sdk")
+
+
+def _payment(*, capture: bool = True, key: str = "key-n"):
+    return Payment.create(
+        {
+            "amount": {"value": "299.00", "currency": "RUB"},
+            "confirmation": {"type": "redirect", "return_url": "https://cinema.example/return"},
+            "capture": capture,
+        },
+        key,
+    )
+
+
+def test_payment_succeeded_is_notified_with_the_object(sandbox, receiver):
+    payment = _payment()
+
+    pay_on_page(payment.confirmation.confirmation_url, "5555555555554444")
+
+    [notification] = receiver.wait_for(1)
+    assert notification["type"] == "notification"
+    assert notification["event"] == "payment.succeeded"
+    assert notification["object"]["id"] == payment.id
+    assert notification["object"]["status"] == "succeeded"
+
+
+def test_decline_is_notified_as_canceled(sandbox, receiver):
+    payment = _payment()
+
+    pay_on_page(payment.confirmation.confirmation_url, "5555555555554600")
+
+    [notification] = receiver.wait_for(1)
+    assert notification["event"] == "payment.canceled"
+    assert notification["object"]["cancellation_details"]["reason"] == "insufficient_funds"
+
+
+def test_two_step_payment_notifies_waiting_then_succeeded(sandbox, receiver):
+    payment = _payment(capture=False)
+    pay_on_page(payment.confirmation.confirmation_url, "5555555555554444")
+    receiver.wait_for(1)
+
+    Payment.capture(payment.id, None, "key-capture")
+
+    receiver.wait_for(2)
+    assert receiver.events() == [
+        ("payment.waiting_for_capture", "waiting_for_capture"),
+        ("payment.succeeded", "succeeded"),
+    ]
+
+
+def test_refund_succeeded_is_notified(sandbox, receiver):
+    payment = _payment()
+    pay_on_page(payment.confirmation.confirmation_url, "5555555555554444")
+
+    Refund.create({"payment_id": payment.id, "amount": {"value": "10.00", "currency": "RUB"}}, "key-refund")
+
+    receiver.wait_for(2)
+    assert receiver.events()[1] == ("refund.succeeded", "succeeded")
+
+
+def test_non_200_answers_are_retried_until_200(sandbox, receiver):
+    receiver.answers = [500, 404, 503]
+    payment = _payment()
+
+    pay_on_page(payment.confirmation.confirmation_url, "5555555555554444")
+
+    received = receiver.wait_for(4)
+    assert len(received) == 4
+    assert {body["object"]["id"] for body in received} == {payment.id}
+    [notification] = eventually(lambda: sandbox.store.notifications(state="delivered"))
+    assert notification.attempts == 4
+
+
+def test_retries_stop_after_the_schedule(sandbox, receiver, monkeypatch):
+    monkeypatch.setattr(sandbox.config, "notification_retry_schedule", (10.0, 42.0, 84.0))
+    attempts = 1 + len(sandbox.config.notification_retry_schedule)
+    receiver.answers = [500] * (attempts + 5)
+    payment = _payment()
+
+    pay_on_page(payment.confirmation.confirmation_url, "5555555555554444")
+
+    receiver.wait_for(attempts)
+    [notification] = eventually(lambda: sandbox.store.notifications(state="failed"))
+    assert notification.attempts == attempts
+    assert len(receiver.received) == attempts
+
+
+def test_duplicate_fault_delivers_copies(sandbox, receiver):
+    sandbox.faults.add(
+        NotificationFault(NotificationEffect.DUPLICATE, event="payment.succeeded", copies=3, parallel=True)
+    )
+    payment = _payment()
+
+    pay_on_page(payment.confirmation.confirmation_url, "5555555555554444")
+
+    received = receiver.wait_for(3)
+    assert [body["object"]["id"] for body in received] == [payment.id] * 3
+
+
+def test_lose_fault_never_delivers(sandbox, receiver):
+    sandbox.faults.add(NotificationFault(NotificationEffect.LOSE, event="payment.succeeded"))
+    payment = _payment()
+
+    pay_on_page(payment.confirmation.confirmation_url, "5555555555554444")
+
+    time.sleep(0.3)
+    assert receiver.received == []
+    assert Payment.find_one(payment.id).status == "succeeded"
+
+
+def test_delay_fault_lets_a_later_event_overtake(sandbox, receiver):
+    sandbox.faults.add(NotificationFault(NotificationEffect.DELAY, event="payment.waiting_for_capture", delay=0.5))
+    payment = _payment(capture=False)
+    pay_on_page(payment.confirmation.confirmation_url, "5555555555554444")
+
+    Payment.capture(payment.id, None, "key-capture")
+
+    receiver.wait_for(2)
+    assert [event for event, _ in receiver.events()] == ["payment.succeeded", "payment.waiting_for_capture"]
+
+
+def test_reorder_fault_delivers_newest_first(sandbox, receiver):
+    sandbox.faults.add(NotificationFault(NotificationEffect.REORDER, hold=2, times=2))
+    payment = _payment(capture=False)
+    pay_on_page(payment.confirmation.confirmation_url, "5555555555554444")
+    time.sleep(0.1)
+    assert receiver.received == []
+
+    Payment.capture(payment.id, None, "key-capture")
+
+    receiver.wait_for(2)
+    assert [event for event, _ in receiver.events()] == ["payment.succeeded", "payment.waiting_for_capture"]
