@@ -1,8 +1,27 @@
+import os
+
 import pytest
+from django.conf import settings
 from yookassa import Configuration
 
 from sandbox.config import SandboxConfig, utc_now
 from sandbox.server import SandboxServer
+
+
+def _on_postgres() -> bool:
+    return settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Row locks and concurrency need PostgreSQL: skip those tests on SQLite, unless told not to."""
+    if _on_postgres():
+        return
+    if os.environ.get("REQUIRE_POSTGRES"):
+        pytest.exit("REQUIRE_POSTGRES is set but DATABASE_URL is not a PostgreSQL database.", returncode=2)
+    skip = pytest.mark.skip(reason="needs PostgreSQL: run with DATABASE_URL=postgres://...")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
