@@ -12,8 +12,6 @@ from django.core.exceptions import ImproperlyConfigured
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
-if (BASE_DIR / ".env").is_file():
-    environ.Env.read_env(BASE_DIR / ".env")
 
 # --- Core -----------------------------------------------------------------------------------
 
@@ -225,6 +223,10 @@ def validate(settings: dict) -> None:
             raise ImproperlyConfigured(
                 "YOOKASSA_SANDBOX is on while real YooKassa credentials are configured: "
                 "the sandbox is never used with real credentials."
+            )
+        if not settings["YOOKASSA_API_URL"].startswith("https://"):
+            raise ImproperlyConfigured(
+                "Real YooKassa credentials are only ever sent over HTTPS: YOOKASSA_API_URL must start with https://."
             )
     elif not settings["YOOKASSA_SANDBOX"]:
         raise ImproperlyConfigured(

@@ -3,8 +3,13 @@
 Run behind a TLS-terminating proxy that sets X-Forwarded-Proto.
 """
 
+from django.core.exceptions import ImproperlyConfigured
+
 from .base import *  # noqa: F403
-from .base import env, validate
+from .base import DEBUG, env, validate
+
+if DEBUG:
+    raise ImproperlyConfigured("DEBUG is never on in production: it shows secrets on error pages.")
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)

@@ -1,0 +1,267 @@
+"""The settings, read from the environment with defaults for a zero-setup local run.
+
+Django settings (and django-environ) are evaluated at import, so every configuration is loaded
+in a fresh interpreter with a minimal, controlled environment. A developer's own `.env` is kept
+out: base.py reads BASE_DIR/.env and fills in every variable the test leaves unset.
+"""
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+from billing.gateway import get_gateway
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+GOOD_SECRET_KEY = secrets.token_urlsafe(48)  # 64 characters
+REAL_CREDENTIALS = {"YOOKASSA_SHOP_ID": "123456", "YOOKASSA_SECRET_KEY": "live_not-a-real-secret"}
+SUBPROCESS_TIMEOUT = 60
+
+# Prepended to every child's code: local.py's read_env() becomes a no-op, so a developer's .env
+# (which would fill in DATABASE_URL, REDIS_URL, YOOKASSA_* ...) cannot change what is tested.
+_IGNORE_DOTENV = "import environ\nenviron.Env.read_env = classmethod(lambda cls, *args, **kwargs: None)\n"
+
+_PRINT_SETTINGS = """
+import json
+import django
+django.setup()
+from django.conf import settings
+print(json.dumps({{name: getattr(settings, name) for name in {names!r}}}, default=str))
+"""
+
+
+def run_python(code: str, *, settings_module: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """Run `code` in a fresh interpreter at the repo root, with only PATH, HOME and `env`."""
+    child_env = {
+        "PATH": os.environ.get("PATH", os.defpath),
+        "HOME": os.environ.get("HOME", str(REPO_ROOT)),
+        "DJANGO_SETTINGS_MODULE": settings_module,
+        **(env or {}),
+    }
+    completed = subprocess.run(
+        [sys.executable, "-c", _IGNORE_DOTENV + code],
+        cwd=REPO_ROOT,
+        env=child_env,
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT,
+        check=False,
+    )
+    return completed.returncode, completed.stdout, completed.stderr
+
+
+def run_settings(settings_module: str, names: list[str], env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """Load `settings_module` under `env` and print the named settings as JSON."""
+    return run_python(_PRINT_SETTINGS.format(names=names), settings_module=settings_module, env=env)
+
+
+def load_settings(settings_module: str, names: list[str], env: dict[str, str] | None = None) -> dict:
+    """The named settings of a configuration that must start."""
+    returncode, stdout, stderr = run_settings(settings_module, names, env)
+    assert returncode == 0, stderr
+    return json.loads(stdout)
+
+
+def assert_refuses(returncode: int, stderr: str, *fragments: str) -> None:
+    assert returncode != 0
+    assert "django.core.exceptions.ImproperlyConfigured" in stderr
+    for fragment in fragments:
+        assert fragment in stderr
+
+
+# --- local ------------------------------------------------------------------------------------
+
+
+def test_local_settings_start_with_an_empty_environment_on_local_backends_and_the_sandbox():
+    names = ["DEBUG", "DATABASES", "CHANNEL_LAYERS", "EMAIL_BACKEND", "YOOKASSA_SANDBOX", "YOOKASSA_API_URL"]
+
+    loaded = load_settings("config.settings.local", names)
+
+    assert loaded["DEBUG"] is True
+    database = loaded["DATABASES"]["default"]
+    assert database["ENGINE"] == "django.db.backends.sqlite3"
+    assert database["NAME"] == str(REPO_ROOT / "var" / "db.sqlite3")
+    assert loaded["CHANNEL_LAYERS"]["default"]["BACKEND"] == "channels.layers.InMemoryChannelLayer"
+    assert loaded["EMAIL_BACKEND"] == "django.core.mail.backends.console.EmailBackend"
+    assert loaded["YOOKASSA_SANDBOX"] is True
+    assert loaded["YOOKASSA_API_URL"] == "http://127.0.0.1:8001/v3"
+
+
+def test_database_url_configures_postgresql_without_connecting():
+    env = {"DATABASE_URL": "postgres://u:p@db.example:5432/billing"}
+
+    loaded = load_settings("config.settings.local", ["DATABASES"], env)
+
+    database = loaded["DATABASES"]["default"]
+    assert database["ENGINE"] == "django.db.backends.postgresql"
+    assert database["NAME"] == "billing"
+    assert database["HOST"] == "db.example"
+    assert database["PORT"] == 5432
+    assert database["USER"] == "u"
+    assert "transaction_mode" not in database.get("OPTIONS", {})
+
+
+def test_redis_url_configures_the_redis_channel_layer_without_socket_timeout_and_a_redis_cache():
+    env = {"REDIS_URL": "redis://127.0.0.1:6379/0"}
+
+    loaded = load_settings("config.settings.local", ["CHANNEL_LAYERS", "CACHES"], env)
+
+    layer = loaded["CHANNEL_LAYERS"]["default"]
+    assert layer["BACKEND"] == "channels_redis.core.RedisChannelLayer"
+    assert layer["CONFIG"]["hosts"] == [{"address": "redis://127.0.0.1:6379/0", "socket_timeout": None}]
+    cache = loaded["CACHES"]["default"]
+    assert cache["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
+    assert cache["LOCATION"] == "redis://127.0.0.1:6379/0"
+
+
+def test_mailgun_api_key_switches_email_to_anymail_mailgun():
+    env = {"MAILGUN_API_KEY": "key-not-a-real-mailgun-key"}
+
+    loaded = load_settings("config.settings.local", ["EMAIL_BACKEND", "ANYMAIL"], env)
+
+    assert loaded["EMAIL_BACKEND"] == "anymail.backends.mailgun.EmailBackend"
+    assert loaded["ANYMAIL"]["MAILGUN_API_KEY"] == "key-not-a-real-mailgun-key"
+
+
+# --- production: SECRET_KEY -------------------------------------------------------------------
+
+
+def test_production_refuses_to_start_without_a_secret_key():
+    returncode, _, stderr = run_settings("config.settings.production", ["DEBUG"])
+
+    assert_refuses(returncode, stderr, "SECRET_KEY")
+
+
+def test_production_refuses_to_start_with_a_short_secret_key():
+    returncode, _, stderr = run_settings("config.settings.production", ["DEBUG"], {"SECRET_KEY": "short"})
+
+    assert_refuses(returncode, stderr, "SECRET_KEY")
+
+
+def test_production_refuses_to_start_with_a_long_django_insecure_secret_key():
+    insecure_key = "django-insecure-" + secrets.token_hex(22)
+    assert len(insecure_key) == 60
+
+    returncode, _, stderr = run_settings("config.settings.production", ["DEBUG"], {"SECRET_KEY": insecure_key})
+
+    assert_refuses(returncode, stderr, "SECRET_KEY")
+
+
+def test_production_starts_with_a_random_64_character_secret_key():
+    assert len(GOOD_SECRET_KEY) == 64
+
+    loaded = load_settings(
+        "config.settings.production", ["DEBUG", "SECRET_KEY", "SECURE_SSL_REDIRECT"], {"SECRET_KEY": GOOD_SECRET_KEY}
+    )
+
+    assert loaded["DEBUG"] is False
+    assert loaded["SECRET_KEY"] == GOOD_SECRET_KEY
+    assert loaded["SECURE_SSL_REDIRECT"] is True
+
+
+def test_production_refuses_to_start_with_debug_on():
+    env = {"SECRET_KEY": GOOD_SECRET_KEY, "DEBUG": "true"}
+
+    returncode, _, stderr = run_settings("config.settings.production", ["DEBUG"], env)
+
+    assert_refuses(returncode, stderr, "DEBUG is never on in production")
+
+
+# --- production: YooKassa credentials and the sandbox ----------------------------------------
+
+
+def test_real_yookassa_credentials_turn_the_sandbox_off_and_target_the_production_api():
+    env = {"SECRET_KEY": GOOD_SECRET_KEY, **REAL_CREDENTIALS}
+
+    loaded = load_settings(
+        "config.settings.production",
+        ["YOOKASSA_SANDBOX", "YOOKASSA_API_URL", "YOOKASSA_SHOP_ID", "YOOKASSA_SECRET_KEY"],
+        env,
+    )
+
+    assert loaded["YOOKASSA_SANDBOX"] is False
+    assert loaded["YOOKASSA_API_URL"] == "https://api.yookassa.ru/v3"
+    assert loaded["YOOKASSA_SHOP_ID"] == REAL_CREDENTIALS["YOOKASSA_SHOP_ID"]
+    assert loaded["YOOKASSA_SECRET_KEY"] == REAL_CREDENTIALS["YOOKASSA_SECRET_KEY"]
+
+
+def test_sandbox_enabled_alongside_real_credentials_refuses_to_start():
+    env = {"SECRET_KEY": GOOD_SECRET_KEY, **REAL_CREDENTIALS, "YOOKASSA_SANDBOX": "true"}
+
+    returncode, _, stderr = run_settings("config.settings.production", ["YOOKASSA_SANDBOX"], env)
+
+    assert_refuses(returncode, stderr, "the sandbox is never used with real credentials")
+
+
+def test_real_credentials_are_never_sent_over_plain_http():
+    env = {"SECRET_KEY": GOOD_SECRET_KEY, **REAL_CREDENTIALS, "YOOKASSA_API_URL": "http://127.0.0.1:8001/v3"}
+
+    returncode, _, stderr = run_settings("config.settings.production", ["YOOKASSA_API_URL"], env)
+
+    assert_refuses(returncode, stderr, "YOOKASSA_API_URL must start with https://")
+
+
+def test_only_a_yookassa_shop_id_refuses_to_start():
+    env = {"SECRET_KEY": GOOD_SECRET_KEY, "YOOKASSA_SHOP_ID": REAL_CREDENTIALS["YOOKASSA_SHOP_ID"]}
+
+    returncode, _, stderr = run_settings("config.settings.production", ["YOOKASSA_SANDBOX"], env)
+
+    assert_refuses(returncode, stderr, "Set both YOOKASSA_SHOP_ID and YOOKASSA_SECRET_KEY")
+
+
+def test_only_a_yookassa_secret_key_refuses_to_start():
+    env = {"SECRET_KEY": GOOD_SECRET_KEY, "YOOKASSA_SECRET_KEY": REAL_CREDENTIALS["YOOKASSA_SECRET_KEY"]}
+
+    returncode, _, stderr = run_settings("config.settings.production", ["YOOKASSA_SANDBOX"], env)
+
+    assert_refuses(returncode, stderr, "Set both YOOKASSA_SHOP_ID and YOOKASSA_SECRET_KEY")
+
+
+def test_sandbox_off_without_credentials_refuses_to_start():
+    env = {"SECRET_KEY": GOOD_SECRET_KEY, "YOOKASSA_SANDBOX": "false"}
+
+    returncode, _, stderr = run_settings("config.settings.production", ["YOOKASSA_SANDBOX"], env)
+
+    assert_refuses(returncode, stderr, "YOOKASSA_SANDBOX is off but no YooKassa credentials are configured")
+
+
+# --- test settings ----------------------------------------------------------------------------
+
+
+def test_test_settings_run_tasks_synchronously_with_in_process_mail_and_channels():
+    names = ["DEBUG", "Q_CLUSTER", "EMAIL_BACKEND", "CHANNEL_LAYERS"]
+
+    loaded = load_settings("config.settings.test", names)
+
+    assert loaded["DEBUG"] is False
+    assert loaded["Q_CLUSTER"]["sync"] is True
+    assert loaded["EMAIL_BACKEND"] == "django.core.mail.backends.locmem.EmailBackend"
+    assert loaded["CHANNEL_LAYERS"]["default"]["BACKEND"] == "channels.layers.InMemoryChannelLayer"
+
+
+# --- runsandbox and the gateway ---------------------------------------------------------------
+
+
+def test_runsandbox_refuses_when_real_credentials_are_configured(tmp_path):
+    # Port 0 and a scratch state file: were it to start anyway, it would touch nothing of the developer's.
+    argv = ["manage.py", "runsandbox", "--port", "0", "--state-file", str(tmp_path / "sandbox.sqlite3")]
+    code = f"import runpy, sys\nsys.argv = {argv!r}\nrunpy.run_path('manage.py', run_name='__main__')\n"
+
+    returncode, _, stderr = run_python(code, settings_module="config.settings.local", env=REAL_CREDENTIALS)
+
+    assert returncode != 0
+    assert "CommandError" in stderr
+    assert "the sandbox never runs beside them" in stderr
+
+
+def test_get_gateway_follows_overridden_yookassa_settings(settings):
+    settings.YOOKASSA_API_URL = "http://first.example/v3"
+    first = get_gateway()
+
+    settings.YOOKASSA_API_URL = "http://second.example/v3"
+    second = get_gateway()
+
+    assert first._client.config.api_url == "http://first.example/v3"
+    assert second._client.config.api_url == "http://second.example/v3"
