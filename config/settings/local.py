@@ -9,9 +9,10 @@ import environ
 environ.Env.read_env(Path(__file__).resolve().parent.parent.parent / ".env")
 os.environ.setdefault("DEBUG", "true")
 
-from .base import *  # noqa: F403
-from .base import BASE_DIR, validate
+from .base import *  # noqa: E402, F403
+from .base import BASE_DIR, validate  # noqa: E402
 
 (BASE_DIR / "var").mkdir(exist_ok=True)
+STATIC_ROOT = None  # served from the apps' own folders (WHITENOISE_USE_FINDERS)
 
 validate(globals())

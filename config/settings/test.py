@@ -19,6 +19,7 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STATIC_ROOT = None
 # The tests' sandbox answers within milliseconds; a short read timeout keeps fault tests fast.
 YOOKASSA_CONNECT_TIMEOUT = 2.0
 YOOKASSA_READ_TIMEOUT = 2.0

@@ -1,4 +1,5 @@
 import contextlib
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -19,6 +20,8 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         if not settings.YOOKASSA_SANDBOX:
             raise CommandError("Real YooKassa credentials are configured: the sandbox never runs beside them.")
+        if options["state_file"] != ":memory:":
+            Path(options["state_file"]).parent.mkdir(parents=True, exist_ok=True)
         config = SandboxConfig(
             shop_id=settings.YOOKASSA_SHOP_ID,
             secret_key=settings.YOOKASSA_SECRET_KEY,
