@@ -6,7 +6,9 @@ from pathlib import Path
 import environ
 
 # A developer's own overrides; production and the tests read only the real environment.
-environ.Env.read_env(Path(__file__).resolve().parent.parent.parent / ".env")
+_DOTENV = Path(__file__).resolve().parent.parent.parent / ".env"
+if _DOTENV.is_file():
+    environ.Env.read_env(_DOTENV)
 os.environ.setdefault("DEBUG", "true")
 
 from .base import *  # noqa: E402, F403
