@@ -1,5 +1,6 @@
 """The sandbox as the official `yookassa` SDK sees it: payments, idempotence, test cards, saved cards."""
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -358,3 +359,11 @@ def test_list_with_a_bad_cursor_is_refused(sandbox):
         Payment.list({"cursor": "not-a-cursor"})
 
     assert error.value.content["parameter"] == "cursor"
+
+
+def test_concurrent_requests_with_one_key_create_one_payment(sandbox):
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        ids = set(pool.map(lambda _: Payment.create(_params(), "key-race").id, range(50)))
+
+    assert len(ids) == 1
+    assert sandbox.store.count_payments() == 1
