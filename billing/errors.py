@@ -7,6 +7,13 @@ from enum import StrEnum
 
 
 class ErrorCode(StrEnum):
+    INVALID_INPUT = "invalid_input"
+    PLAN_NOT_FOUND = "plan_not_found"
+    INVALID_RETURN_URL = "invalid_return_url"
+    EMAIL_REQUIRED = "email_required"
+    ALREADY_SUBSCRIBED = "already_subscribed"
+    PAYMENT_IN_PROGRESS = "payment_in_progress"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
     PROVIDER_UNAVAILABLE = "provider_unavailable"
     PROVIDER_REJECTED = "provider_rejected"
     PROVIDER_OBJECT_NOT_FOUND = "provider_object_not_found"
@@ -19,6 +26,34 @@ class BillingError(Exception):
         super().__init__(message)
         self.message = message
         self.field = field
+
+
+class InvalidInput(BillingError):
+    code = ErrorCode.INVALID_INPUT
+
+
+class PlanNotFound(BillingError):
+    code = ErrorCode.PLAN_NOT_FOUND
+
+
+class InvalidReturnUrl(BillingError):
+    code = ErrorCode.INVALID_RETURN_URL
+
+
+class EmailRequired(BillingError):
+    code = ErrorCode.EMAIL_REQUIRED
+
+
+class AlreadySubscribed(BillingError):
+    code = ErrorCode.ALREADY_SUBSCRIBED
+
+
+class PaymentInProgress(BillingError):
+    code = ErrorCode.PAYMENT_IN_PROGRESS
+
+
+class IdempotencyKeyReused(BillingError):
+    code = ErrorCode.IDEMPOTENCY_KEY_REUSED
 
 
 class GatewayError(BillingError):

@@ -11,9 +11,9 @@ django_application = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.urls import path  # noqa: E402
-from strawberry.channels import GraphQLWSConsumer  # noqa: E402
 
 from graphql_api.schema import schema  # noqa: E402
+from graphql_api.views import BillingGraphQLWSConsumer  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
@@ -22,7 +22,9 @@ application = ProtocolTypeRouter(
             [
                 path(
                     "graphql/",
-                    GraphQLWSConsumer.as_asgi(schema=schema, allowed_origins=settings.GRAPHQL_WS_ALLOWED_ORIGINS),
+                    BillingGraphQLWSConsumer.as_asgi(
+                        schema=schema, allowed_origins=settings.GRAPHQL_WS_ALLOWED_ORIGINS
+                    ),
                 ),
             ]
         ),

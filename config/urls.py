@@ -2,10 +2,10 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
-from strawberry.django.views import AsyncGraphQLView
 
 from config.health import healthz
 from graphql_api.schema import schema
+from graphql_api.views import BillingGraphQLView
 
 admin.site.site_header = "Cinema billing"
 admin.site.site_title = "Cinema billing"
@@ -16,7 +16,7 @@ urlpatterns = [
     path(
         "graphql/",
         csrf_exempt(
-            AsyncGraphQLView.as_view(
+            BillingGraphQLView.as_view(
                 schema=schema, graphql_ide="graphiql" if settings.DEBUG else None, allow_queries_via_get=False
             )
         ),

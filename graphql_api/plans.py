@@ -1,20 +1,13 @@
-from decimal import Decimal
-
 import strawberry
 import strawberry_django
 from strawberry import auto, relay
 
+from graphql_api.common import Money
 from plans import selectors
 from plans.models import Plan
 from plans.periods import PeriodUnit
 
 PeriodUnitEnum = strawberry.enum(PeriodUnit, name="PeriodUnit")
-
-
-@strawberry.type
-class Money:
-    amount: Decimal = strawberry.field(description='Decimal amount as a string, e.g. "299.00".')
-    currency: str = strawberry.field(description="ISO 4217 code, e.g. RUB.")
 
 
 @strawberry.type

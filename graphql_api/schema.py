@@ -13,14 +13,24 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
+from graphql_api.mutations import BillingMutations
 from graphql_api.plans import PlanQueries
+from graphql_api.viewer import ViewerQueries
 
-Query = merge_types("Query", (PlanQueries,))
+Query = merge_types("Query", (PlanQueries, ViewerQueries))
+Mutation = merge_types("Mutation", (BillingMutations,))
+
+
+class BillingSchema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context=None) -> None:
+        """Log what went wrong on our side; a client's bad token or bad query is not our error."""
+        unexpected = [error for error in errors if _is_unexpected(error)]
+        super().process_errors(unexpected, execution_context)
 
 
 def _is_unexpected(error: GraphQLError) -> bool:
-    """Mask what the server did not mean to say: errors raised by code, not by the request."""
-    return error.original_error is not None
+    """Mask what the server did not mean to say: exceptions of code, not GraphQL errors meant for clients."""
+    return error.original_error is not None and not isinstance(error.original_error, GraphQLError)
 
 
 def _extensions() -> list:
@@ -36,8 +46,9 @@ def _extensions() -> list:
     return extensions
 
 
-schema = strawberry.Schema(
+schema = BillingSchema(
     query=Query,
+    mutation=Mutation,
     config=StrawberryConfig(disable_field_suggestions=not settings.DEBUG),
     extensions=_extensions(),
 )

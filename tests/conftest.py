@@ -1,11 +1,15 @@
 import os
+import uuid
 
 import pytest
 from django.conf import settings
 from yookassa import Configuration
 
+from graphql_api.auth import Viewer
+from plans.demo import plan_load_demo_catalog
 from sandbox.config import SandboxConfig, utc_now
 from sandbox.server import SandboxServer
+from tests.helpers import GraphQLClient, make_token
 
 
 def _on_postgres() -> bool:
@@ -52,3 +56,29 @@ def sdk(sandbox):
     Configuration.configure(sandbox.config.shop_id, sandbox.config.secret_key, api_url=sandbox.api_url)
     yield
     Configuration.configure(None, None)
+
+
+@pytest.fixture
+def viewer() -> Viewer:
+    return Viewer(id=uuid.uuid4(), email="viewer@example.com")
+
+
+@pytest.fixture
+def token(viewer) -> str:
+    return make_token(viewer.id, viewer.email)
+
+
+@pytest.fixture
+def plans(db):
+    """The demo catalog: basic-monthly, premium-monthly, premium-yearly."""
+    return {plan.code: plan for plan in plan_load_demo_catalog()}
+
+
+@pytest.fixture
+def plan(plans):
+    return plans["basic-monthly"]
+
+
+@pytest.fixture
+def graphql() -> GraphQLClient:
+    return GraphQLClient()

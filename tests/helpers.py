@@ -34,3 +34,44 @@ def eventually(check, *, timeout: float = 5.0, interval: float = 0.01):
         if time.monotonic() > deadline:
             raise AssertionError(f"still false after {timeout} s: {check}")
         time.sleep(interval)
+
+
+def make_token(
+    viewer_id,
+    email: str | None = "viewer@example.com",
+    *,
+    expires_in: int = 3600,
+    key: str | None = None,
+    algorithm: str = "HS256",
+    **claims,
+) -> str:
+    """A token as the cinema's Auth service issues it (signed with the test JWT_SECRET by default)."""
+    from datetime import UTC, datetime, timedelta
+
+    import jwt
+    from django.conf import settings
+
+    payload = {"sub": str(viewer_id), "exp": datetime.now(UTC) + timedelta(seconds=expires_in), **claims}
+    if email is not None:
+        payload["email"] = email
+    return jwt.encode(payload, key or settings.JWT_SECRET, algorithm=algorithm)
+
+
+class GraphQLClient:
+    """POSTs operations to /graphql/: through Django's test client, or over HTTP to `base_url`."""
+
+    def __init__(self, base_url: str | None = None) -> None:
+        self.base_url = base_url
+
+    def execute(self, query: str, variables: dict | None = None, *, token: str | None = None) -> dict:
+        body = {"query": query, "variables": variables or {}}
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if self.base_url is not None:
+            response = requests.post(f"{self.base_url}/graphql/", json=body, headers=headers, timeout=30)
+            assert response.status_code == 200, response.text
+            return response.json()
+        from django.test import Client
+
+        response = Client().post("/graphql/", body, content_type="application/json", headers=headers)
+        assert response.status_code == 200, response.content
+        return response.json()

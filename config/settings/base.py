@@ -184,9 +184,38 @@ else:
     YOOKASSA_SECRET_KEY = _real_secret_key
     _default_api_url = YOOKASSA_PRODUCTION_API_URL
 YOOKASSA_API_URL = env.str("YOOKASSA_API_URL", default="") or _default_api_url
+# 54-FZ receipts: send the customer's email and one item with this VAT code (1 = no VAT).
+YOOKASSA_RECEIPTS = env.bool("YOOKASSA_RECEIPTS", default=False)
+YOOKASSA_VAT_CODE = env.int("YOOKASSA_VAT_CODE", default=1)
+# Notifications are accepted only from these networks: YooKassa's published ranges
+# (yookassa-notes.md section 4), plus loopback and private networks while the sandbox is in use.
+YOOKASSA_PUBLISHED_NETWORKS = [
+    "185.71.76.0/27",
+    "185.71.77.0/27",
+    "77.75.153.0/25",
+    "77.75.156.11/32",
+    "77.75.156.35/32",
+    "77.75.154.128/25",
+    "2a02:5180:0:1509::/64",
+    "2a02:5180:0:2655::/64",
+    "2a02:5180:0:1533::/64",
+    "2a02:5180:0:2669::/64",
+]
+_SANDBOX_NETWORKS = ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+YOOKASSA_TRUSTED_NETWORKS = env.list(
+    "YOOKASSA_TRUSTED_NETWORKS",
+    default=YOOKASSA_PUBLISHED_NETWORKS + (_SANDBOX_NETWORKS if YOOKASSA_SANDBOX else []),
+)
 # The SDK sets no HTTP timeout at all; the gateway bounds every call with these (seconds).
 YOOKASSA_CONNECT_TIMEOUT = env.float("YOOKASSA_CONNECT_TIMEOUT", default=5.0)
 YOOKASSA_READ_TIMEOUT = env.float("YOOKASSA_READ_TIMEOUT", default=15.0)
+
+# --- Checkout ---------------------------------------------------------------------------------
+
+# Hosts YooKassa may send a viewer back to after paying (a leading dot allows subdomains).
+CHECKOUT_RETURN_URL_HOSTS = env.list("CHECKOUT_RETURN_URL_HOSTS", default=["localhost", "127.0.0.1"])
+# A pending payment older than this is checked with YooKassa before its page is handed out again.
+CHECKOUT_RECHECK_PENDING_AFTER = env.int("CHECKOUT_RECHECK_PENDING_AFTER", default=15 * 60)
 
 # --- Viewer authentication (JWTs issued by the cinema's Auth service) -----------------------
 
@@ -236,4 +265,8 @@ def validate(settings: dict) -> None:
         raise ImproperlyConfigured(
             "YOOKASSA_SANDBOX is off but no YooKassa credentials are configured: "
             "set YOOKASSA_SHOP_ID and YOOKASSA_SECRET_KEY."
+        )
+    if not settings["DEBUG"] and not settings["JWT_PUBLIC_KEY"] and len(settings["JWT_SECRET"]) < 32:
+        raise ImproperlyConfigured(
+            "Viewers cannot be authenticated: set JWT_PUBLIC_KEY (RS256), or JWT_SECRET (HS256, 32+ characters)."
         )

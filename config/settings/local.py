@@ -1,6 +1,7 @@
 """A developer's machine: DEBUG on, SQLite, the YooKassa sandbox, emails on the console."""
 
 import os
+import secrets
 from pathlib import Path
 
 import environ
@@ -15,6 +16,12 @@ from .base import *  # noqa: E402, F403
 from .base import BASE_DIR, validate  # noqa: E402
 
 (BASE_DIR / "var").mkdir(exist_ok=True)
+if not JWT_SECRET and not JWT_PUBLIC_KEY:  # noqa: F405
+    # A random key of this machine's own, so `manage.py viewer_token` can sign test tokens.
+    _jwt_secret_file = BASE_DIR / "var" / "local-jwt-secret"
+    if not _jwt_secret_file.exists():
+        _jwt_secret_file.write_text(secrets.token_urlsafe(48))
+    JWT_SECRET = _jwt_secret_file.read_text().strip()
 STATIC_ROOT = None  # served from the apps' own folders (WHITENOISE_USE_FINDERS)
 
 validate(globals())

@@ -8,6 +8,7 @@ import secrets
 
 # Tests run with DEBUG off, like production; a throwaway key keeps validate() satisfied.
 os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(64))
+os.environ.setdefault("JWT_SECRET", secrets.token_urlsafe(48))
 
 from .base import *  # noqa: F403
 from .base import Q_CLUSTER, validate
@@ -23,5 +24,7 @@ STATIC_ROOT = None
 # The tests' sandbox answers within milliseconds; a short read timeout keeps fault tests fast.
 YOOKASSA_CONNECT_TIMEOUT = 2.0
 YOOKASSA_READ_TIMEOUT = 2.0
+# The tests' cinema sites, where YooKassa may send viewers back to.
+CHECKOUT_RETURN_URL_HOSTS = ["cinema.example", ".cinema.example", "localhost", "127.0.0.1"]
 
 validate(globals())

@@ -16,6 +16,8 @@ from billing.gateway import get_gateway
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GOOD_SECRET_KEY = secrets.token_urlsafe(48)  # 64 characters
+# What production needs besides YooKassa: a real SECRET_KEY and a way to verify viewers' tokens.
+PRODUCTION = {"SECRET_KEY": GOOD_SECRET_KEY, "JWT_SECRET": secrets.token_urlsafe(32)}
 REAL_CREDENTIALS = {"YOOKASSA_SHOP_ID": "123456", "YOOKASSA_SECRET_KEY": "live_not-a-real-secret"}
 SUBPROCESS_TIMEOUT = 60
 
@@ -152,17 +154,35 @@ def test_production_refuses_to_start_with_a_long_django_insecure_secret_key():
 def test_production_starts_with_a_random_64_character_secret_key():
     assert len(GOOD_SECRET_KEY) == 64
 
-    loaded = load_settings(
-        "config.settings.production", ["DEBUG", "SECRET_KEY", "SECURE_SSL_REDIRECT"], {"SECRET_KEY": GOOD_SECRET_KEY}
-    )
+    loaded = load_settings("config.settings.production", ["DEBUG", "SECRET_KEY", "SECURE_SSL_REDIRECT"], PRODUCTION)
 
     assert loaded["DEBUG"] is False
     assert loaded["SECRET_KEY"] == GOOD_SECRET_KEY
     assert loaded["SECURE_SSL_REDIRECT"] is True
 
 
+def test_production_refuses_to_start_without_a_way_to_verify_viewers():
+    env = {"SECRET_KEY": GOOD_SECRET_KEY, "JWT_SECRET": "too-short"}
+
+    returncode, _, stderr = run_settings("config.settings.production", ["JWT_SECRET"], env)
+
+    assert_refuses(returncode, stderr, "Viewers cannot be authenticated")
+
+
+def test_production_verifies_viewers_with_rs256_when_given_a_public_key():
+    env = {
+        "SECRET_KEY": GOOD_SECRET_KEY,
+        "JWT_PUBLIC_KEY": "-----BEGIN PUBLIC KEY-----\\nMIIB\\n-----END PUBLIC KEY-----",
+    }
+
+    loaded = load_settings("config.settings.production", ["JWT_ALGORITHM", "JWT_PUBLIC_KEY"], env)
+
+    assert loaded["JWT_ALGORITHM"] == "RS256"
+    assert loaded["JWT_PUBLIC_KEY"].splitlines()[1] == "MIIB"
+
+
 def test_production_refuses_to_start_with_debug_on():
-    env = {"SECRET_KEY": GOOD_SECRET_KEY, "DEBUG": "true"}
+    env = {**PRODUCTION, "DEBUG": "true"}
 
     returncode, _, stderr = run_settings("config.settings.production", ["DEBUG"], env)
 
@@ -173,7 +193,7 @@ def test_production_refuses_to_start_with_debug_on():
 
 
 def test_real_yookassa_credentials_turn_the_sandbox_off_and_target_the_production_api():
-    env = {"SECRET_KEY": GOOD_SECRET_KEY, **REAL_CREDENTIALS}
+    env = {**PRODUCTION, **REAL_CREDENTIALS}
 
     loaded = load_settings(
         "config.settings.production",
@@ -188,7 +208,7 @@ def test_real_yookassa_credentials_turn_the_sandbox_off_and_target_the_productio
 
 
 def test_sandbox_enabled_alongside_real_credentials_refuses_to_start():
-    env = {"SECRET_KEY": GOOD_SECRET_KEY, **REAL_CREDENTIALS, "YOOKASSA_SANDBOX": "true"}
+    env = {**PRODUCTION, **REAL_CREDENTIALS, "YOOKASSA_SANDBOX": "true"}
 
     returncode, _, stderr = run_settings("config.settings.production", ["YOOKASSA_SANDBOX"], env)
 
@@ -196,7 +216,7 @@ def test_sandbox_enabled_alongside_real_credentials_refuses_to_start():
 
 
 def test_real_credentials_are_never_sent_over_plain_http():
-    env = {"SECRET_KEY": GOOD_SECRET_KEY, **REAL_CREDENTIALS, "YOOKASSA_API_URL": "http://127.0.0.1:8001/v3"}
+    env = {**PRODUCTION, **REAL_CREDENTIALS, "YOOKASSA_API_URL": "http://127.0.0.1:8001/v3"}
 
     returncode, _, stderr = run_settings("config.settings.production", ["YOOKASSA_API_URL"], env)
 
@@ -204,7 +224,7 @@ def test_real_credentials_are_never_sent_over_plain_http():
 
 
 def test_only_a_yookassa_shop_id_refuses_to_start():
-    env = {"SECRET_KEY": GOOD_SECRET_KEY, "YOOKASSA_SHOP_ID": REAL_CREDENTIALS["YOOKASSA_SHOP_ID"]}
+    env = {**PRODUCTION, "YOOKASSA_SHOP_ID": REAL_CREDENTIALS["YOOKASSA_SHOP_ID"]}
 
     returncode, _, stderr = run_settings("config.settings.production", ["YOOKASSA_SANDBOX"], env)
 
@@ -212,7 +232,7 @@ def test_only_a_yookassa_shop_id_refuses_to_start():
 
 
 def test_only_a_yookassa_secret_key_refuses_to_start():
-    env = {"SECRET_KEY": GOOD_SECRET_KEY, "YOOKASSA_SECRET_KEY": REAL_CREDENTIALS["YOOKASSA_SECRET_KEY"]}
+    env = {**PRODUCTION, "YOOKASSA_SECRET_KEY": REAL_CREDENTIALS["YOOKASSA_SECRET_KEY"]}
 
     returncode, _, stderr = run_settings("config.settings.production", ["YOOKASSA_SANDBOX"], env)
 
@@ -220,7 +240,7 @@ def test_only_a_yookassa_secret_key_refuses_to_start():
 
 
 def test_sandbox_off_without_credentials_refuses_to_start():
-    env = {"SECRET_KEY": GOOD_SECRET_KEY, "YOOKASSA_SANDBOX": "false"}
+    env = {**PRODUCTION, "YOOKASSA_SANDBOX": "false"}
 
     returncode, _, stderr = run_settings("config.settings.production", ["YOOKASSA_SANDBOX"], env)
 

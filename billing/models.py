@@ -1,0 +1,253 @@
+"""Subscriptions, payments and saved payment methods, with the invariants the database keeps.
+
+Statuses move forward only. The allowed moves are listed here, next to each model; the services
+apply them under a row lock or a conditional UPDATE, so two processes can never both make one.
+"""
+
+import uuid
+from decimal import Decimal
+
+from django.db import models
+from django.db.models import Q
+
+from billing.money import Money
+from plans.models import Plan
+
+CURRENCY_REGEX = r"^[A-Z]{3}$"
+
+
+class IllegalTransition(Exception):
+    """A status change the state machine does not allow (a bug, or a late event to ignore)."""
+
+
+class SubscriptionStatus(models.TextChoices):
+    PENDING = "pending", "Waiting for the first payment"
+    ACTIVE = "active", "Active"
+    PAST_DUE = "past_due", "Past due"
+    CANCELED = "canceled", "Canceled"
+    EXPIRED = "expired", "Expired"
+    FAILED = "failed", "First payment failed"
+
+
+# A viewer has at most one subscription in these statuses (a database constraint).
+LIVE_SUBSCRIPTION_STATUSES = (SubscriptionStatus.PENDING, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE)
+SUBSCRIPTION_TRANSITIONS = {
+    SubscriptionStatus.PENDING: {SubscriptionStatus.ACTIVE, SubscriptionStatus.FAILED},
+    SubscriptionStatus.ACTIVE: {SubscriptionStatus.PAST_DUE, SubscriptionStatus.CANCELED, SubscriptionStatus.EXPIRED},
+    SubscriptionStatus.PAST_DUE: {SubscriptionStatus.ACTIVE, SubscriptionStatus.CANCELED, SubscriptionStatus.EXPIRED},
+    SubscriptionStatus.CANCELED: set(),
+    SubscriptionStatus.EXPIRED: set(),
+    SubscriptionStatus.FAILED: set(),
+}
+
+
+class PaymentMethod(models.Model):
+    """A card YooKassa saved for autopayments, as the viewer sees it ("Bank card *4444")."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    viewer_id = models.UUIDField(db_index=True)
+    provider_method_id = models.CharField(max_length=64, unique=True)
+    type = models.CharField(max_length=32)
+    title = models.CharField(max_length=100)
+    card_last4 = models.CharField(max_length=4, blank=True)
+    card_type = models.CharField(max_length=32, blank=True)
+    expiry_month = models.CharField(max_length=2, blank=True)
+    expiry_year = models.CharField(max_length=4, blank=True)
+    is_active = models.BooleanField(default=True, help_text="Off once the viewer removes it.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Subscription(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    viewer_id = models.UUIDField()
+    viewer_email = models.EmailField(blank=True, help_text="As the Auth service last told us.")
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="subscriptions")
+    status = models.CharField(max_length=16, choices=SubscriptionStatus.choices, default=SubscriptionStatus.PENDING)
+    current_period_start = models.DateTimeField(null=True, blank=True)
+    current_period_end = models.DateTimeField(null=True, blank=True)
+    auto_renew = models.BooleanField(default=False)
+    payment_method = models.ForeignKey(
+        PaymentMethod, on_delete=models.SET_NULL, null=True, blank=True, related_name="subscriptions"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["viewer_id"],
+                condition=Q(status__in=LIVE_SUBSCRIPTION_STATUSES),
+                name="subscription_one_live_per_viewer",
+            ),
+            models.CheckConstraint(
+                condition=Q(current_period_end__gt=models.F("current_period_start"))
+                | Q(current_period_start__isnull=True, current_period_end__isnull=True),
+                name="subscription_period_ends_after_start",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status__in=[SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE])
+                | Q(current_period_end__isnull=False),
+                name="subscription_active_has_period",
+            ),
+        ]
+        indexes = [models.Index(fields=["viewer_id", "-created_at"], name="subscription_viewer_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.plan.name} for {self.viewer_id} ({self.status})"
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in LIVE_SUBSCRIPTION_STATUSES
+
+    def move_to(self, status: SubscriptionStatus) -> None:
+        if status not in SUBSCRIPTION_TRANSITIONS[SubscriptionStatus(self.status)]:
+            raise IllegalTransition(f"subscription {self.id}: {self.status} -> {status}")
+        self.status = status
+
+
+class PaymentKind(models.TextChoices):
+    INITIAL = "initial", "Initial"
+    RENEWAL = "renewal", "Renewal"
+
+
+class PaymentStatus(models.TextChoices):
+    # The row exists and holds its Idempotence-Key; YooKassa has not (yet) confirmed the payment.
+    CREATING = "creating", "Creating"
+    PENDING = "pending", "Pending"
+    SUCCEEDED = "succeeded", "Succeeded"
+    CANCELED = "canceled", "Canceled"
+
+
+OPEN_PAYMENT_STATUSES = (PaymentStatus.CREATING, PaymentStatus.PENDING)
+PAYMENT_TRANSITIONS = {
+    PaymentStatus.CREATING: {PaymentStatus.PENDING, PaymentStatus.SUCCEEDED, PaymentStatus.CANCELED},
+    PaymentStatus.PENDING: {PaymentStatus.SUCCEEDED, PaymentStatus.CANCELED},
+    PaymentStatus.SUCCEEDED: set(),
+    PaymentStatus.CANCELED: set(),
+}
+
+
+class Payment(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    viewer_id = models.UUIDField()
+    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="payments")
+    kind = models.CharField(max_length=8, choices=PaymentKind.choices)
+    # What was charged, fixed at creation: later price changes of the plan do not touch it.
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    description = models.CharField(max_length=128)
+    status = models.CharField(max_length=16, choices=PaymentStatus.choices, default=PaymentStatus.CREATING)
+    # Sent with every call that creates this payment at YooKassa, retries included.
+    idempotence_key = models.CharField(max_length=64, unique=True)
+    provider_payment_id = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    return_url = models.URLField(max_length=2048, blank=True)
+    save_payment_method = models.BooleanField(default=False)
+    # 54-FZ receipt data as sent at creation (blank: no receipt), so every retry sends the same.
+    receipt_email = models.EmailField(blank=True)
+    receipt_vat_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    confirmation_url = models.URLField(max_length=2048, blank=True)
+    cancellation_party = models.CharField(max_length=32, blank=True)
+    cancellation_reason = models.CharField(max_length=64, blank=True)
+    payment_method = models.ForeignKey(
+        PaymentMethod, on_delete=models.SET_NULL, null=True, blank=True, related_name="payments"
+    )
+    provider_object = models.JSONField(null=True, blank=True, help_text="YooKassa's object as last fetched.")
+    paid_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=Decimal(0)), name="payment_amount_positive"),
+            models.CheckConstraint(condition=Q(currency__regex=CURRENCY_REGEX), name="payment_currency_iso"),
+            models.CheckConstraint(
+                condition=Q(status=PaymentStatus.CREATING) | Q(provider_payment_id__isnull=False),
+                name="payment_known_to_provider_after_creating",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=PaymentStatus.SUCCEEDED) | Q(paid_at__isnull=False),
+                name="payment_succeeded_has_paid_at",
+            ),
+            # A second checkout of the same subscription while one is open returns the open one.
+            models.UniqueConstraint(
+                fields=["subscription"],
+                condition=Q(status__in=OPEN_PAYMENT_STATUSES),
+                name="payment_one_open_per_subscription",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["viewer_id", "-created_at", "-id"], name="payment_viewer_recent"),
+            models.Index(
+                fields=["status", "created_at"],
+                name="payment_open_by_age",
+                condition=Q(status__in=OPEN_PAYMENT_STATUSES),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} payment {self.amount} {self.currency} ({self.status})"
+
+    @property
+    def money(self) -> Money:
+        return Money(self.amount, self.currency)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_PAYMENT_STATUSES
+
+    def move_to(self, status: PaymentStatus) -> None:
+        if status not in PAYMENT_TRANSITIONS[PaymentStatus(self.status)]:
+            raise IllegalTransition(f"payment {self.id}: {self.status} -> {status}")
+        self.status = status
+
+
+class ClientRequest(models.Model):
+    """A viewer's money mutation under their idempotency key: a repeat returns the first result."""
+
+    id = models.BigAutoField(primary_key=True)
+    viewer_id = models.UUIDField()
+    key = models.CharField(max_length=128)
+    operation = models.CharField(max_length=32)
+    # A digest of the input: the same key with other input is refused.
+    fingerprint = models.CharField(max_length=64)
+    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["viewer_id", "key"], name="client_request_key_unique_per_viewer")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.operation} {self.key}"
+
+
+class BillingEvent(models.Model):
+    """The outbox: what happened, written in the same transaction as the change it describes.
+
+    Emails, the Auth service and live pushes consume it; billing knows none of them.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    type = models.CharField(max_length=64)
+    viewer_id = models.UUIDField()
+    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    payload = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["viewer_id", "id"], name="event_viewer")]
+
+    def __str__(self) -> str:
+        return f"{self.type} #{self.id}"

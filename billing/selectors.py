@@ -1,0 +1,36 @@
+"""Billing's reads, scoped to a viewer wherever a viewer asks."""
+
+import uuid
+
+from django.db.models import QuerySet
+
+from billing.models import Payment, PaymentMethod, Subscription, SubscriptionStatus
+
+# Statuses in which the viewer may watch: past due keeps access through the grace period.
+ACCESS_STATUSES = (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE)
+
+
+def subscription_get_active_for_viewer(*, viewer_id: uuid.UUID) -> Subscription | None:
+    return Subscription.objects.filter(viewer_id=viewer_id, status__in=ACCESS_STATUSES).first()
+
+
+def subscription_list_for_viewer(*, viewer_id: uuid.UUID) -> QuerySet[Subscription]:
+    return Subscription.objects.filter(viewer_id=viewer_id).order_by("-created_at")
+
+
+def payment_list_for_viewer(*, viewer_id: uuid.UUID) -> QuerySet[Payment]:
+    """Newest first, with the id breaking ties, so cursors are stable."""
+    return Payment.objects.filter(viewer_id=viewer_id).order_by("-created_at", "-id")
+
+
+def payment_get_for_viewer(*, viewer_id: uuid.UUID, payment_id: uuid.UUID) -> Payment | None:
+    """Another viewer's payment reads exactly like one that does not exist."""
+    return Payment.objects.filter(viewer_id=viewer_id, pk=payment_id).first()
+
+
+def payment_get_by_provider_id(*, provider_payment_id: str) -> Payment | None:
+    return Payment.objects.filter(provider_payment_id=provider_payment_id).first()
+
+
+def payment_method_list_for_viewer(*, viewer_id: uuid.UUID) -> QuerySet[PaymentMethod]:
+    return PaymentMethod.objects.filter(viewer_id=viewer_id, is_active=True).order_by("-created_at")

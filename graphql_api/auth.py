@@ -1,0 +1,84 @@
+"""Viewers authenticate with JWTs issued by the cinema's Auth service; billing only verifies them.
+
+Viewers are not Django users (those are the admin's operators). A request's viewer is looked at
+only by the fields that need one, so public fields such as `plans` work without a token.
+"""
+
+import uuid
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import jwt
+from django.conf import settings
+from graphql import GraphQLError
+
+
+@dataclass(frozen=True)
+class Viewer:
+    id: uuid.UUID
+    email: str | None
+
+
+class AuthenticationError(GraphQLError):
+    """Shown to the client as it is (not masked), with `extensions.code = UNAUTHENTICATED`."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, extensions={"code": "UNAUTHENTICATED"})
+
+
+def viewer_from_authorization(authorization: str | None) -> Viewer:
+    if not authorization:
+        raise AuthenticationError("Sign in: send 'Authorization: Bearer <token>'.")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationError("The Authorization header must be 'Bearer <token>'.")
+    return viewer_from_token(token.strip())
+
+
+def viewer_from_token(token: str) -> Viewer:
+    key = settings.JWT_PUBLIC_KEY or settings.JWT_SECRET
+    if not key:
+        raise AuthenticationError("Viewer authentication is not configured on this server.")
+    try:
+        claims = jwt.decode(
+            token,
+            key,
+            # Only the configured algorithm: never "none", never HS256 with a public key.
+            algorithms=[settings.JWT_ALGORITHM],
+            audience=settings.JWT_AUDIENCE,
+            issuer=settings.JWT_ISSUER,
+            options={"require": ["exp", "sub"], "verify_aud": settings.JWT_AUDIENCE is not None},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise AuthenticationError("The token has expired: sign in again.") from exc
+    except jwt.PyJWTError as exc:
+        raise AuthenticationError("The token is not valid.") from exc
+    try:
+        viewer_id = uuid.UUID(str(claims["sub"]))
+    except ValueError as exc:
+        raise AuthenticationError("The token's subject is not a viewer id.") from exc
+    email = claims.get("email")
+    return Viewer(id=viewer_id, email=email if isinstance(email, str) and "@" in email else None)
+
+
+@dataclass
+class Context:
+    """The GraphQL context over HTTP (a Django request) and over websockets (the consumer)."""
+
+    request: Any
+    response: Any = None
+    # Websockets only: the client's `connection_init` payload, where browsers put the token.
+    connection_params: dict | None = None
+
+    @cached_property
+    def viewer(self) -> Viewer:
+        return viewer_from_authorization(self.authorization)
+
+    @property
+    def authorization(self) -> str | None:
+        if isinstance(self.connection_params, dict):
+            value = self.connection_params.get("authorization") or self.connection_params.get("Authorization")
+            return value if isinstance(value, str) else None
+        headers = getattr(self.request, "headers", None)
+        return headers.get("Authorization") if headers is not None else None

@@ -1,0 +1,63 @@
+"""Mutations: validate input, call one billing service, map the result. No rules here."""
+
+import strawberry
+import strawberry_django
+from strawberry import relay
+from strawberry.types import Info
+
+from billing import services
+from billing.errors import BillingError, InvalidInput
+from graphql_api.billing_types import PaymentType, SubscriptionType
+from graphql_api.errors import PayloadError, error_fields
+
+
+@strawberry.input
+class SubscribeInput:
+    plan_id: relay.GlobalID
+    return_url: str = strawberry.field(description="Where YooKassa sends the viewer after paying.")
+    idempotency_key: str | None = strawberry.field(
+        default=None, description="Unique per request: a repeat with the same key returns the first result."
+    )
+    save_payment_method: bool = strawberry.field(default=True, description="Save the card for automatic renewal.")
+
+
+@strawberry.type
+class SubscribeError(PayloadError):
+    pass
+
+
+@strawberry.type
+class SubscribePayload:
+    payment: PaymentType | None = None
+    subscription: SubscriptionType | None = None
+    errors: list[SubscribeError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class BillingMutations:
+    @strawberry_django.mutation(
+        handle_django_errors=False,
+        description="Start paying for a plan: open `payment.confirmationUrl` to pay on YooKassa's page.",
+    )
+    def subscribe(self, info: Info, input: SubscribeInput) -> SubscribePayload:
+        viewer = info.context.viewer
+        try:
+            plan_id = _pk_of(input.plan_id, "Plan", field="planId")
+            result = services.subscription_start_checkout(
+                viewer_id=viewer.id,
+                viewer_email=viewer.email,
+                plan_id=plan_id,
+                return_url=input.return_url,
+                save_payment_method=input.save_payment_method,
+                idempotency_key=input.idempotency_key,
+            )
+        except BillingError as error:
+            return SubscribePayload(errors=[SubscribeError(**error_fields(error))])
+        errors = [SubscribeError(**error_fields(result.problem))] if result.problem else []
+        return SubscribePayload(payment=result.payment, subscription=result.subscription, errors=errors)
+
+
+def _pk_of(global_id: relay.GlobalID, type_name: str, *, field: str) -> int:
+    if global_id.type_name != type_name or not global_id.node_id.isdigit():
+        raise InvalidInput(f"Not a {type_name} id.", field=field)
+    return int(global_id.node_id)

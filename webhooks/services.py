@@ -1,0 +1,112 @@
+"""YooKassa's notifications: store, check the source, then act on what the API says (never on the body).
+
+A notification is a hint that something changed. Handlers re-fetch the object through the
+gateway and hand it to billing; duplicates and late news are no-ops answered 200.
+"""
+
+import ipaddress
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from billing import clock, selectors, services
+from billing.errors import GatewayError, ProviderObjectNotFound
+from webhooks.models import NotificationOutcome, YooKassaNotification
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What to answer YooKassa: 200 ends its redeliveries, anything else asks for another try."""
+
+    http_status: int
+    notification: YooKassaNotification
+
+
+def yookassa_notification_receive(*, remote_addr: str | None, body: bytes) -> Receipt:
+    notification = YooKassaNotification.objects.create(
+        remote_addr=_valid_ip(remote_addr), raw_body=body.decode("utf-8", "replace")
+    )
+    if not _is_trusted(remote_addr):
+        logger.warning("Notification %s from untrusted address %s rejected", notification.id, remote_addr)
+        return _finish(notification, NotificationOutcome.REJECTED, "Source address is not one of YooKassa's.", 403)
+    notification.trusted_source = True
+    parsed = _parse(body)
+    if parsed is None:
+        return _finish(notification, NotificationOutcome.REJECTED, "Not a YooKassa notification.", 400)
+    notification.event, notification.object_id = parsed
+    handler = _HANDLERS.get(notification.event)
+    if handler is None:
+        return _finish(notification, NotificationOutcome.IGNORED, f"No handler for {notification.event}.", 200)
+    try:
+        outcome, detail = handler(notification)
+    except GatewayError as error:
+        # We could not verify it now; YooKassa redelivers it later (and reconciliation catches up).
+        return _finish(notification, NotificationOutcome.DEFERRED, f"Could not re-fetch: {error}", 503)
+    return _finish(notification, outcome, detail, 200)
+
+
+def _handle_payment_event(notification: YooKassaNotification) -> tuple[str, str]:
+    local = selectors.payment_get_by_provider_id(provider_payment_id=notification.object_id)
+    if local is not None and not local.is_open:
+        notification.payment = local
+        return NotificationOutcome.DUPLICATE, f"Payment {local.id} is already {local.status}."
+    try:
+        payment = services.payment_refresh(provider_payment_id=notification.object_id)
+    except ProviderObjectNotFound:
+        return NotificationOutcome.IGNORED, "YooKassa does not know this payment."
+    except services.UnknownProviderPayment:
+        return NotificationOutcome.IGNORED, "Not a payment of this service."
+    notification.payment = payment
+    return NotificationOutcome.PROCESSED, f"Payment {payment.id} is {payment.status}."
+
+
+_HANDLERS: dict[str, Callable[[YooKassaNotification], tuple[str, str]]] = {
+    "payment.succeeded": _handle_payment_event,
+    "payment.canceled": _handle_payment_event,
+    "payment.waiting_for_capture": _handle_payment_event,
+}
+
+
+def _finish(notification: YooKassaNotification, outcome: str, detail: str, http_status: int) -> Receipt:
+    notification.outcome = outcome
+    notification.detail = detail
+    notification.processed_at = clock.now()
+    notification.save()
+    return Receipt(http_status=http_status, notification=notification)
+
+
+def _parse(body: bytes) -> tuple[str, str] | None:
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(data, dict) or data.get("type") != "notification":
+        return None
+    event, obj = data.get("event"), data.get("object")
+    if not isinstance(event, str) or not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
+        return None
+    if not (0 < len(event) <= 64 and 0 < len(obj["id"]) <= 64):
+        return None
+    return event, obj["id"]
+
+
+def _valid_ip(address: str | None) -> str | None:
+    try:
+        return str(ipaddress.ip_address(address)) if address else None
+    except ValueError:
+        return None
+
+
+def _is_trusted(address: str | None) -> bool:
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in ipaddress.ip_network(network, strict=False) for network in settings.YOOKASSA_TRUSTED_NETWORKS)
