@@ -168,9 +168,11 @@ class Payment(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=Decimal(0)), name="payment_amount_positive"),
             models.CheckConstraint(condition=Q(currency__regex=CURRENCY_REGEX), name="payment_currency_iso"),
+            # Pending or succeeded only by YooKassa's word; a refusal ends a payment it never knew.
             models.CheckConstraint(
-                condition=Q(status=PaymentStatus.CREATING) | Q(provider_payment_id__isnull=False),
-                name="payment_known_to_provider_after_creating",
+                condition=Q(status__in=[PaymentStatus.CREATING, PaymentStatus.CANCELED])
+                | Q(provider_payment_id__isnull=False),
+                name="payment_open_or_paid_is_known_to_provider",
             ),
             models.CheckConstraint(
                 condition=~Q(status=PaymentStatus.SUCCEEDED) | Q(paid_at__isnull=False),

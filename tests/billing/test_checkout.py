@@ -1,0 +1,288 @@
+"""subscription_start_checkout against the sandbox: a row before every call, one payment per intent."""
+
+from datetime import timedelta
+
+import pytest
+
+from billing import services
+from billing.errors import (
+    AlreadySubscribed,
+    EmailRequired,
+    IdempotencyKeyReused,
+    InvalidInput,
+    InvalidReturnUrl,
+    PaymentInProgress,
+    PlanNotFound,
+    ProviderOutcomeUnknown,
+    ProviderRejected,
+    ProviderUnavailable,
+)
+from billing.models import ClientRequest, Payment, PaymentKind, PaymentStatus, Subscription, SubscriptionStatus
+from sandbox.faults import ApiEffect, ApiFault
+from tests.helpers import pay_on_page
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sandbox")]
+
+RETURN_URL = "https://cinema.example/return"
+
+
+def checkout(viewer, plan, **overrides):
+    arguments = {
+        "viewer_id": viewer.id,
+        "viewer_email": viewer.email,
+        "plan_id": plan.pk,
+        "return_url": RETURN_URL,
+        "save_payment_method": True,
+        "idempotency_key": None,
+    }
+    return services.subscription_start_checkout(**(arguments | overrides))
+
+
+def assert_nothing_created():
+    assert Subscription.objects.count() == 0
+    assert Payment.objects.count() == 0
+    assert ClientRequest.objects.count() == 0
+
+
+def test_checkout_creates_a_pending_payment_for_the_plan(viewer, plan, sandbox):
+    result = checkout(viewer, plan)
+
+    payment = result.payment
+    assert result.problem is None
+    assert payment.status == PaymentStatus.PENDING
+    assert payment.kind == PaymentKind.INITIAL
+    assert payment.money.amount == plan.price
+    assert payment.viewer_id == viewer.id
+    assert payment.idempotence_key == f"payment-{payment.id}"
+    assert payment.confirmation_url.startswith(f"{sandbox.url}/checkout/")
+    assert result.subscription.status == SubscriptionStatus.PENDING
+    assert result.subscription.plan == plan
+    provider = sandbox.emulator.get_payment(payment.provider_payment_id)
+    assert provider["metadata"]["payment_id"] == str(payment.id)
+    assert provider["amount"] == {"value": "299.00", "currency": "RUB"}
+    assert provider["description"] == "Basic, 1 month"
+
+
+def test_the_payment_row_is_committed_before_yookassa_is_asked(viewer, plan, sandbox):
+    sandbox.faults.add(ApiFault(ApiEffect.ERROR_500, kind="payments.create", applied=False))
+
+    result = checkout(viewer, plan)
+
+    assert isinstance(result.problem, ProviderOutcomeUnknown)
+    assert result.payment.status == PaymentStatus.CREATING
+    assert Payment.objects.get().idempotence_key == result.payment.idempotence_key
+    assert sandbox.store.count_payments() == 0
+
+
+def test_a_retry_after_a_timeout_reuses_the_key_and_yookassa_has_one_payment(viewer, plan, sandbox, settings):
+    settings.YOOKASSA_READ_TIMEOUT = 0.3
+    sandbox.faults.add(ApiFault(ApiEffect.SLOW, kind="payments.create", delay=1.0))
+    first = checkout(viewer, plan, idempotency_key="click-1")
+    assert isinstance(first.problem, ProviderOutcomeUnknown)
+    assert first.payment.status == PaymentStatus.CREATING
+
+    retried = checkout(viewer, plan, idempotency_key="click-1")
+
+    assert retried.problem is None
+    assert retried.payment.pk == first.payment.pk
+    assert retried.payment.status == PaymentStatus.PENDING
+    assert sandbox.store.count_payments() == 1
+
+
+def test_a_retry_without_a_key_after_a_timeout_finishes_the_same_payment(viewer, plan, sandbox, settings):
+    settings.YOOKASSA_READ_TIMEOUT = 0.3
+    sandbox.faults.add(ApiFault(ApiEffect.SLOW, kind="payments.create", delay=1.0))
+    first = checkout(viewer, plan)
+
+    retried = checkout(viewer, plan)
+
+    assert retried.payment.pk == first.payment.pk
+    assert retried.payment.status == PaymentStatus.PENDING
+    assert sandbox.store.count_payments() == 1
+
+
+def test_yookassa_rate_limit_leaves_the_payment_to_retry(viewer, plan, sandbox):
+    sandbox.faults.add(ApiFault(ApiEffect.ERROR_429, kind="payments.create"))
+
+    result = checkout(viewer, plan)
+
+    assert isinstance(result.problem, ProviderUnavailable)
+    assert result.payment.status == PaymentStatus.CREATING
+    assert checkout(viewer, plan).payment.status == PaymentStatus.PENDING
+
+
+def test_a_repeat_with_the_same_key_returns_the_first_result(viewer, plan, sandbox):
+    first = checkout(viewer, plan, idempotency_key="click-1")
+
+    again = checkout(viewer, plan, idempotency_key="click-1")
+
+    assert again.payment.pk == first.payment.pk
+    assert again.payment.confirmation_url == first.payment.confirmation_url
+    assert Payment.objects.count() == 1
+    assert sandbox.store.count_payments() == 1
+
+
+def test_the_same_key_with_other_input_is_refused_and_changes_nothing(viewer, plans, sandbox):
+    checkout(viewer, plans["basic-monthly"], idempotency_key="click-1")
+
+    with pytest.raises(IdempotencyKeyReused) as error:
+        checkout(viewer, plans["basic-monthly"], idempotency_key="click-1", return_url="https://cinema.example/other")
+
+    assert error.value.field == "idempotencyKey"
+    assert Payment.objects.count() == 1
+    assert sandbox.store.count_payments() == 1
+
+
+def test_idempotency_keys_are_per_viewer(viewer, plan, sandbox):
+    from graphql_api.auth import Viewer
+
+    other = Viewer(id=__import__("uuid").uuid4(), email="other@example.com")
+    mine = checkout(viewer, plan, idempotency_key="same-key")
+
+    theirs = checkout(other, plan, idempotency_key="same-key")
+
+    assert theirs.payment.pk != mine.payment.pk
+    assert sandbox.store.count_payments() == 2
+
+
+def test_a_pending_payment_for_the_plan_is_handed_back(viewer, plan, sandbox):
+    first = checkout(viewer, plan)
+
+    again = checkout(viewer, plan, idempotency_key="another-click")
+
+    assert again.payment.pk == first.payment.pk
+    assert sandbox.store.count_payments() == 1
+
+
+def test_a_lapsed_pending_payment_is_replaced_by_a_new_attempt(viewer, plan, sandbox, settings):
+    first = checkout(viewer, plan)
+    sandbox.emulator.expire_payment(first.payment.provider_payment_id)
+    Payment.objects.filter(pk=first.payment.pk).update(created_at=first.payment.created_at - timedelta(hours=1))
+
+    again = checkout(viewer, plan)
+
+    assert again.payment.pk != first.payment.pk
+    assert again.payment.status == PaymentStatus.PENDING
+    assert Payment.objects.get(pk=first.payment.pk).cancellation_reason == "expired_on_confirmation"
+    assert Subscription.objects.get(pk=first.subscription.pk).status == SubscriptionStatus.FAILED
+    assert sandbox.store.count_payments() == 2
+
+
+def test_after_a_declined_payment_a_new_checkout_starts_over(viewer, plan, sandbox):
+    first = checkout(viewer, plan)
+    pay_on_page(first.payment.confirmation_url, "5555555555554600")
+    services.payment_refresh(provider_payment_id=first.payment.provider_payment_id)
+
+    again = checkout(viewer, plan)
+
+    assert again.payment.pk != first.payment.pk
+    assert again.subscription.pk != first.subscription.pk
+    assert Subscription.objects.get(pk=first.subscription.pk).status == SubscriptionStatus.FAILED
+
+
+def test_an_active_subscriber_cannot_buy_again(viewer, plans, sandbox):
+    first = checkout(viewer, plans["basic-monthly"])
+    pay_on_page(first.payment.confirmation_url, "5555555555554444")
+    services.payment_refresh(provider_payment_id=first.payment.provider_payment_id)
+
+    for code in ("basic-monthly", "premium-monthly"):
+        with pytest.raises(AlreadySubscribed, match="You already have the Basic subscription"):
+            checkout(viewer, plans[code])
+
+    assert Payment.objects.count() == 1
+    assert sandbox.store.count_payments() == 1
+
+
+def test_another_plan_while_a_payment_is_pending_is_refused(viewer, plans, sandbox):
+    checkout(viewer, plans["basic-monthly"])
+
+    with pytest.raises(PaymentInProgress):
+        checkout(viewer, plans["premium-monthly"])
+
+    assert Payment.objects.count() == 1
+
+
+def test_an_unknown_or_inactive_plan_is_not_found(viewer, plans):
+    plans["premium-yearly"].is_active = False
+    plans["premium-yearly"].save()
+
+    for plan_id in (plans["premium-yearly"].pk, 999_999):
+        with pytest.raises(PlanNotFound) as error:
+            services.subscription_start_checkout(
+                viewer_id=viewer.id,
+                viewer_email=viewer.email,
+                plan_id=plan_id,
+                return_url=RETURN_URL,
+                save_payment_method=True,
+                idempotency_key=None,
+            )
+        assert error.value.field == "planId"
+    assert_nothing_created()
+
+
+@pytest.mark.parametrize(
+    "return_url",
+    [
+        "http://cinema.example/return",
+        "https://evil.example/return",
+        "https://cinema.example.evil.example/",
+        "https://user@cinema.example/return",
+        "javascript:alert(1)",
+        "/return",
+        "",
+        "https://cinema.example/" + "x" * 2048,
+    ],
+)
+def test_a_return_url_off_the_cinemas_sites_is_refused(viewer, plan, return_url):
+    with pytest.raises(InvalidReturnUrl) as error:
+        checkout(viewer, plan, return_url=return_url)
+
+    assert error.value.field == "returnUrl"
+    assert_nothing_created()
+
+
+def test_subdomains_are_allowed_by_a_leading_dot(viewer, plan):
+    result = checkout(viewer, plan, return_url="https://tv.cinema.example/paid")
+
+    assert result.payment.return_url == "https://tv.cinema.example/paid"
+
+
+def test_an_overlong_idempotency_key_is_refused(viewer, plan):
+    with pytest.raises(InvalidInput):
+        checkout(viewer, plan, idempotency_key="k" * 129)
+
+    assert_nothing_created()
+
+
+def test_receipts_carry_the_viewers_email_and_the_vat_code(viewer, plan, sandbox, settings):
+    settings.YOOKASSA_RECEIPTS = True
+    settings.YOOKASSA_VAT_CODE = 4
+
+    result = checkout(viewer, plan)
+
+    assert result.payment.receipt_email == viewer.email
+    assert result.payment.receipt_vat_code == 4
+    assert sandbox.emulator.get_payment(result.payment.provider_payment_id)["receipt_registration"] == "pending"
+
+
+def test_receipts_need_an_email(viewer, plan, settings):
+    settings.YOOKASSA_RECEIPTS = True
+
+    with pytest.raises(EmailRequired):
+        checkout(viewer, plan, viewer_email=None)
+
+    assert_nothing_created()
+
+
+def test_a_refusal_by_yookassa_ends_the_attempt(viewer, plan, sandbox, monkeypatch):
+    def refuse(self, payment, *, idempotence_key):
+        raise ProviderRejected("YooKassa answered 403: Forbidden to save payment method", http_status=403)
+
+    monkeypatch.setattr("billing.gateway.yookassa.YooKassaGateway.create_payment", refuse)
+
+    result = checkout(viewer, plan)
+
+    assert isinstance(result.problem, ProviderRejected)
+    assert result.payment.status == PaymentStatus.CANCELED
+    assert result.payment.cancellation_reason == "rejected_by_provider"
+    assert result.subscription.status == SubscriptionStatus.FAILED

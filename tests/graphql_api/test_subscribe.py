@@ -1,0 +1,93 @@
+"""The `subscribe` mutation: payload shape, typed errors, and that errors change nothing."""
+
+import pytest
+from strawberry.relay import to_base64
+
+from billing.models import Payment, Subscription
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sandbox")]
+
+SUBSCRIBE = """
+mutation Subscribe($input: SubscribeInput!) {
+  subscribe(input: $input) {
+    payment { id status kind confirmationUrl amount { amount currency } }
+    subscription { id status plan { code } currentPeriodEnd }
+    errors { code message field }
+  }
+}
+"""
+
+
+def subscribe(graphql, token, **fields):
+    variables = {"input": {"returnUrl": "https://cinema.example/return", **fields}}
+    return graphql.execute(SUBSCRIBE, variables, token=token)
+
+
+def test_subscribe_returns_the_payment_to_confirm(graphql, token, plan, sandbox):
+    answer = subscribe(graphql, token, planId=to_base64("Plan", plan.pk), idempotencyKey="k-1")
+
+    payload = answer["data"]["subscribe"]
+    assert payload["errors"] == []
+    assert payload["payment"]["status"] == "PENDING"
+    assert payload["payment"]["kind"] == "INITIAL"
+    assert payload["payment"]["amount"] == {"amount": "299.00", "currency": "RUB"}
+    assert payload["payment"]["confirmationUrl"].startswith(f"{sandbox.url}/checkout/")
+    assert payload["subscription"] == {
+        "id": payload["subscription"]["id"],
+        "status": "PENDING",
+        "plan": {"code": "basic-monthly"},
+        "currentPeriodEnd": None,
+    }
+
+
+def test_a_repeat_with_the_key_returns_the_same_payment(graphql, token, plan, sandbox):
+    first = subscribe(graphql, token, planId=to_base64("Plan", plan.pk), idempotencyKey="k-1")
+
+    again = subscribe(graphql, token, planId=to_base64("Plan", plan.pk), idempotencyKey="k-1")
+
+    assert again["data"]["subscribe"]["payment"]["id"] == first["data"]["subscribe"]["payment"]["id"]
+    assert sandbox.store.count_payments() == 1
+
+
+@pytest.mark.parametrize(
+    ("fields", "code", "field"),
+    [
+        ({"planId": to_base64("Plan", 999_999)}, "PLAN_NOT_FOUND", "planId"),
+        ({"planId": to_base64("Payment", 1)}, "INVALID_INPUT", "planId"),
+        ({"returnUrl": "https://evil.example/"}, "INVALID_RETURN_URL", "returnUrl"),
+        ({"idempotencyKey": "k" * 129}, "INVALID_INPUT", "idempotencyKey"),
+    ],
+)
+def test_bad_input_gets_a_typed_error_and_changes_nothing(graphql, token, plan, sandbox, fields, code, field):
+    answer = subscribe(graphql, token, **({"planId": to_base64("Plan", plan.pk)} | fields))
+
+    payload = answer["data"]["subscribe"]
+    assert payload["payment"] is None
+    assert payload["subscription"] is None
+    assert [(error["code"], error["field"]) for error in payload["errors"]] == [(code, field)]
+    assert payload["errors"][0]["message"]
+    assert Subscription.objects.count() == 0
+    assert Payment.objects.count() == 0
+    assert sandbox.store.count_payments() == 0
+
+
+def test_reusing_a_key_for_another_request_is_an_error(graphql, token, plans):
+    subscribe(graphql, token, planId=to_base64("Plan", plans["basic-monthly"].pk), idempotencyKey="k-1")
+
+    answer = subscribe(graphql, token, planId=to_base64("Plan", plans["premium-monthly"].pk), idempotencyKey="k-1")
+
+    assert answer["data"]["subscribe"]["errors"][0]["code"] == "IDEMPOTENCY_KEY_REUSED"
+    assert Payment.objects.count() == 1
+
+
+def test_an_unreachable_yookassa_is_reported_with_the_payment_that_will_be_finished(graphql, token, plan, sandbox):
+    from sandbox.faults import ApiEffect, ApiFault
+
+    sandbox.faults.add(ApiFault(ApiEffect.ERROR_500, kind="payments.create", applied=False))
+
+    answer = subscribe(graphql, token, planId=to_base64("Plan", plan.pk))
+
+    payload = answer["data"]["subscribe"]
+    assert [error["code"] for error in payload["errors"]] == ["PROVIDER_UNAVAILABLE"]
+    assert payload["payment"]["status"] == "CREATING"
+    assert payload["payment"]["confirmationUrl"] is None
