@@ -85,7 +85,11 @@ def test_payments_page_newest_first_with_cursors(graphql, token, viewer, plan, s
     first = start(viewer, plan)
     Payment.objects.filter(pk=first.pk).update(status=PaymentStatus.CANCELED)
     second = start(viewer, plan)
-    query = "query($after: String) { me { payments(first: 1, after: $after) { edges { node { id } } pageInfo { hasNextPage endCursor } } } }"
+    query = """
+      query($after: String) {
+        me { payments(first: 1, after: $after) { edges { node { id } } pageInfo { hasNextPage endCursor } } }
+      }
+    """
 
     page_one = graphql.execute(query, token=token)["data"]["me"]["payments"]
     page_two = graphql.execute(query, {"after": page_one["pageInfo"]["endCursor"]}, token=token)["data"]["me"][
