@@ -4,20 +4,25 @@ Viewers are not Django users (those are the admin's operators). A request's view
 only by the fields that need one, so public fields such as `plans` work without a token.
 """
 
+import time
 import uuid
 from dataclasses import dataclass
-from functools import cached_property
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt
 from django.conf import settings
 from graphql import GraphQLError
 
+# The Auth service's clock and ours may differ by this much (seconds).
+CLOCK_SKEW = 30
+
 
 @dataclass(frozen=True)
 class Viewer:
     id: uuid.UUID
     email: str | None
+    expires_at: datetime | None = None
 
 
 class AuthenticationError(GraphQLError):
@@ -48,7 +53,9 @@ def viewer_from_token(token: str) -> Viewer:
             algorithms=[settings.JWT_ALGORITHM],
             audience=settings.JWT_AUDIENCE,
             issuer=settings.JWT_ISSUER,
-            options={"require": ["exp", "sub"], "verify_aud": settings.JWT_AUDIENCE is not None},
+            # Without JWT_AUDIENCE, a token meant for a named audience is refused (PyJWT's rule).
+            options={"require": ["exp", "sub"]},
+            leeway=CLOCK_SKEW,
         )
     except jwt.ExpiredSignatureError as exc:
         raise AuthenticationError("The token has expired: sign in again.") from exc
@@ -59,7 +66,11 @@ def viewer_from_token(token: str) -> Viewer:
     except ValueError as exc:
         raise AuthenticationError("The token's subject is not a viewer id.") from exc
     email = claims.get("email")
-    return Viewer(id=viewer_id, email=email if isinstance(email, str) and "@" in email else None)
+    return Viewer(
+        id=viewer_id,
+        email=email if isinstance(email, str) and "@" in email else None,
+        expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+    )
 
 
 @dataclass
@@ -71,9 +82,16 @@ class Context:
     # Websockets only: the client's `connection_init` payload, where browsers put the token.
     connection_params: dict | None = None
 
-    @cached_property
+    _viewer: Viewer | None = None
+
+    @property
     def viewer(self) -> Viewer:
-        return viewer_from_authorization(self.authorization)
+        """Verified once, but its expiry is checked on every use: a websocket outlives tokens."""
+        if self._viewer is None:
+            self._viewer = viewer_from_authorization(self.authorization)
+        if self._viewer.expires_at is not None and self._viewer.expires_at.timestamp() + CLOCK_SKEW < time.time():
+            raise AuthenticationError("The token has expired: sign in again.")
+        return self._viewer
 
     @property
     def authorization(self) -> str | None:
