@@ -344,12 +344,14 @@ def _lock_payment(provider_payment: ProviderPayment) -> Payment:
     if payment is None:
         # Created, but the process died before it recorded YooKassa's answer: the metadata,
         # which came from the API, says which row it was.
+        # Locked by its key alone: a concurrent request that records the id first must not make
+        # the row vanish from this query when the lock is granted (PostgreSQL re-checks the WHERE).
         local_id = provider_payment.metadata.get("payment_id")
         try:
-            payment = (
-                locked.filter(pk=uuid.UUID(local_id), provider_payment_id__isnull=True).first() if local_id else None
-            )
+            payment = locked.filter(pk=uuid.UUID(local_id)).first() if local_id else None
         except ValueError:
+            payment = None
+        if payment is not None and payment.provider_payment_id not in (None, provider_payment.id):
             payment = None
     if payment is None:
         raise UnknownProviderPayment(f"YooKassa payment {provider_payment.id} is not one of ours.")

@@ -6,7 +6,7 @@ only by the fields that need one, so public fields such as `plans` work without 
 
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -82,7 +82,7 @@ class Context:
     # Websockets only: the client's `connection_init` payload, where browsers put the token.
     connection_params: dict | None = None
 
-    _viewer: Viewer | None = None
+    _viewer: Viewer | None = field(default=None, init=False, repr=False)
 
     @property
     def viewer(self) -> Viewer:
