@@ -7,6 +7,7 @@ gateway and hand it to billing; duplicates and late news are no-ops answered 200
 import ipaddress
 import json
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,6 +18,9 @@ from billing.errors import GatewayError, ProviderObjectNotFound
 from webhooks.models import NotificationOutcome, YooKassaNotification
 
 logger = logging.getLogger(__name__)
+
+# YooKassa's object ids are 36 characters of hex digits and dashes; allow some slack, nothing else.
+_OBJECT_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -29,7 +33,9 @@ class Receipt:
 
 def yookassa_notification_receive(*, remote_addr: str | None, body: bytes) -> Receipt:
     notification = YooKassaNotification.objects.create(
-        remote_addr=_valid_ip(remote_addr), raw_body=body.decode("utf-8", "replace")
+        remote_addr=_valid_ip(remote_addr),
+        # PostgreSQL's text cannot hold NUL: stored as U+FFFD, like bytes that are not UTF-8.
+        raw_body=body.decode("utf-8", "replace").replace("\x00", "\ufffd"),
     )
     if not _is_trusted(remote_addr):
         logger.warning("Notification %s from untrusted address %s rejected", notification.id, remote_addr)
@@ -83,14 +89,15 @@ def _finish(notification: YooKassaNotification, outcome: str, detail: str, http_
 def _parse(body: bytes) -> tuple[str, str] | None:
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
         return None
     if not isinstance(data, dict) or data.get("type") != "notification":
         return None
     event, obj = data.get("event"), data.get("object")
     if not isinstance(event, str) or not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
         return None
-    if not (0 < len(event) <= 64 and 0 < len(obj["id"]) <= 64):
+    # The id goes into the path of the API call that re-fetches the object: YooKassa's ids only.
+    if not (0 < len(event) <= 64 and "\x00" not in event and _OBJECT_ID.fullmatch(obj["id"])):
         return None
     return event, obj["id"]
 

@@ -3,6 +3,7 @@
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
+from urllib.parse import quote
 
 from yookassa.domain.request import CapturePaymentRequest, PaymentRequest
 from yookassa.domain.request.refund_request import RefundRequest
@@ -46,7 +47,7 @@ class YooKassaGateway:
         return _payment(answer)
 
     def get_payment(self, provider_payment_id: str) -> ProviderPayment:
-        return _payment(self._client.get(f"/payments/{provider_payment_id}"))
+        return _payment(self._client.get(f"/payments/{_segment(provider_payment_id)}"))
 
     def list_payments(
         self,
@@ -70,11 +71,15 @@ class YooKassaGateway:
         self, provider_payment_id: str, *, amount: Money | None = None, idempotence_key: str
     ) -> ProviderPayment:
         body = CapturePaymentRequest({"amount": _amount(amount)}) if amount is not None else None
-        answer = self._client.post(f"/payments/{provider_payment_id}/capture", body, idempotence_key=idempotence_key)
+        answer = self._client.post(
+            f"/payments/{_segment(provider_payment_id)}/capture", body, idempotence_key=idempotence_key
+        )
         return _payment(answer)
 
     def cancel_payment(self, provider_payment_id: str, *, idempotence_key: str) -> ProviderPayment:
-        answer = self._client.post(f"/payments/{provider_payment_id}/cancel", None, idempotence_key=idempotence_key)
+        answer = self._client.post(
+            f"/payments/{_segment(provider_payment_id)}/cancel", None, idempotence_key=idempotence_key
+        )
         return _payment(answer)
 
     def create_refund(self, refund: NewRefund, *, idempotence_key: str) -> ProviderRefund:
@@ -87,7 +92,7 @@ class YooKassaGateway:
         return _refund(answer)
 
     def get_refund(self, provider_refund_id: str) -> ProviderRefund:
-        return _refund(self._client.get(f"/refunds/{provider_refund_id}"))
+        return _refund(self._client.get(f"/refunds/{_segment(provider_refund_id)}"))
 
     def list_refunds(
         self, *, provider_payment_id: str | None = None, cursor: str | None = None, limit: int = 100
@@ -102,6 +107,11 @@ class YooKassaGateway:
 
 
 # --- requests -------------------------------------------------------------------------------
+
+
+def _segment(object_id: str) -> str:
+    """An id as one path segment, whatever it holds ("../me" must not reach another endpoint)."""
+    return quote(object_id, safe="")
 
 
 def _amount(money: Money) -> dict:

@@ -325,3 +325,8 @@ def test_money_never_goes_through_float(gateway, sandbox):
     payment = gateway.create_payment(_checkout(amount=amount), idempotence_key="big-amount")
 
     assert payment.amount == amount
+
+
+def test_an_id_cannot_reach_another_endpoint(gateway, sandbox):
+    with pytest.raises(ProviderObjectNotFound):
+        gateway.get_payment("../me")
