@@ -1,0 +1,219 @@
+"""Checkout and its webhook under real concurrency: threads posting over HTTP to the live server.
+
+PostgreSQL only: the partial unique indexes, row locks and READ COMMITTED retries are what is
+under test, and SQLite serializes every writer.
+"""
+
+import collections
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+from django.db import connection, transaction
+from strawberry.relay import to_base64
+
+from billing.models import BillingEvent, ClientRequest, Payment, PaymentStatus, Subscription, SubscriptionStatus
+from sandbox.faults import ApiEffect, ApiFault
+from tests.helpers import GraphQLClient, eventually, make_token, pay_on_page
+from webhooks.models import NotificationOutcome, YooKassaNotification
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+RETURN_URL = "https://cinema.example/return"
+SUCCESS_CARD = "5555555555554444"
+
+SUBSCRIBE = """
+mutation Subscribe($input: SubscribeInput!) {
+  subscribe(input: $input) {
+    payment { id status confirmationUrl }
+    subscription { id status }
+    errors { code message field }
+  }
+}
+"""
+
+
+@pytest.fixture
+def server(live_server, sandbox):
+    """The live server, able to accept every simultaneous client of these tests.
+
+    Django's test server listens with a backlog of 10: fifty clients connecting at once overflow
+    it and the kernel resets some connections before the app sees them. That is a limit of the
+    test server, not of the service under test, so it is raised.
+    """
+    live_server.thread.httpd.socket.listen(256)
+    return live_server
+
+
+def _in_parallel(count: int, call) -> list:
+    """`call(n)` in `count` threads released together by a barrier; the answers in thread order."""
+    barrier = threading.Barrier(count)
+
+    def run(n: int):
+        barrier.wait(timeout=10)
+        return call(n)
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(run, range(count)))
+
+
+def _subscribe_input(plan, idempotency_key: str | None) -> dict:
+    return {"input": {"planId": to_base64("Plan", plan.pk), "returnUrl": RETURN_URL, "idempotencyKey": idempotency_key}}
+
+
+def _pending_payload(payment: Payment) -> dict:
+    """What `subscribe` answers for a payment waiting on YooKassa's page."""
+    return {
+        "payment": {
+            "id": to_base64("Payment", payment.pk),
+            "status": "PENDING",
+            "confirmationUrl": payment.confirmation_url,
+        },
+        "subscription": {"id": to_base64("PlanSubscription", payment.subscription_id), "status": "PENDING"},
+        "errors": [],
+    }
+
+
+def _sessions_waiting_for_a_lock() -> int:
+    with connection.cursor() as cursor:
+        # Inside a transaction PostgreSQL keeps showing its first snapshot of pg_stat_activity.
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0]
+
+
+def _distribution(answers: list[dict]) -> collections.Counter:
+    """What the answers were, counted: shown when an assertion fails."""
+    return collections.Counter(_shape(answer) for answer in answers)
+
+
+def _shape(answer: dict) -> str:
+    if "errors" in answer:
+        return "errors: " + "; ".join(error["message"] for error in answer["errors"])
+    payload = answer["data"]["subscribe"]
+    payment = payload["payment"] or {}
+    codes = [error["code"] for error in payload["errors"]]
+    return f"payment {payment.get('id')} {payment.get('status')} url={bool(payment.get('confirmationUrl'))} {codes}"
+
+
+def test_fifty_concurrent_subscribes_with_one_key_make_one_payment(server, sandbox, token, plan):
+    client = GraphQLClient(server.url)
+    variables = _subscribe_input(plan, "checkout-once")
+
+    answers = _in_parallel(50, lambda _: client.execute(SUBSCRIBE, variables, token=token))
+
+    payment = Payment.objects.get()
+    expected = {"data": {"subscribe": _pending_payload(payment)}}
+    assert answers == [expected] * 50, _distribution(answers)
+    assert payment.confirmation_url.startswith(f"{sandbox.url}/checkout/")
+    assert sandbox.store.count_payments() == 1
+    assert Subscription.objects.count() == 1
+    assert ClientRequest.objects.get().payment_id == payment.pk
+
+
+def test_fifty_concurrent_subscribes_without_a_key_share_one_pending_payment(server, sandbox, token, plan):
+    client = GraphQLClient(server.url)
+    variables = _subscribe_input(plan, None)
+
+    answers = _in_parallel(50, lambda _: client.execute(SUBSCRIBE, variables, token=token))
+
+    payment = Payment.objects.get()
+    expected = {"data": {"subscribe": _pending_payload(payment)}}
+    assert answers == [expected] * 50, _distribution(answers)
+    assert sandbox.store.count_payments() == 1
+    assert Subscription.objects.count() == 1
+    assert ClientRequest.objects.count() == 0
+
+
+def test_a_hundred_concurrent_deliveries_of_one_notification_activate_the_subscription_once(
+    server, sandbox, token, plan
+):
+    subscribed = GraphQLClient(server.url).execute(SUBSCRIBE, _subscribe_input(plan, "pay-then-notify"), token=token)
+    pay_on_page(subscribed["data"]["subscribe"]["payment"]["confirmationUrl"], SUCCESS_CARD)
+    (queued,) = sandbox.store.notifications()
+    webhook_url = server.url + "/webhooks/yookassa/"
+
+    statuses = _in_parallel(100, lambda _: requests.post(webhook_url, json=queued.body, timeout=30).status_code)
+
+    payment = Payment.objects.select_related("subscription").get()
+    subscription = payment.subscription
+    outcomes = collections.Counter(YooKassaNotification.objects.values_list("outcome", flat=True))
+    assert queued.event == "payment.succeeded"
+    assert statuses == [200] * 100
+    assert YooKassaNotification.objects.count() == 100
+    assert outcomes[NotificationOutcome.PROCESSED] + outcomes[NotificationOutcome.DUPLICATE] == 100, outcomes
+    assert BillingEvent.objects.filter(type="subscription.activated").count() == 1
+    assert BillingEvent.objects.filter(type="payment.succeeded").count() == 1
+    assert payment.status == PaymentStatus.SUCCEEDED
+    assert subscription.status == SubscriptionStatus.ACTIVE
+    assert subscription.current_period_start == payment.paid_at
+    assert subscription.current_period_end == plan.period.end_after(payment.paid_at)
+
+
+@pytest.mark.parametrize("idempotency_key", ["checkout-after-timeout", None], ids=["same key", "no key"])
+def test_a_retry_after_a_gateway_timeout_gets_the_same_payment(server, sandbox, settings, token, plan, idempotency_key):
+    settings.YOOKASSA_READ_TIMEOUT = 0.5
+    sandbox.faults.add(ApiFault(ApiEffect.SLOW, kind="payments.create", delay=1.5))
+    client = GraphQLClient(server.url)
+    variables = _subscribe_input(plan, idempotency_key)
+
+    timed_out = client.execute(SUBSCRIBE, variables, token=token)["data"]["subscribe"]
+    retried = client.execute(SUBSCRIBE, variables, token=token)["data"]["subscribe"]
+
+    payment = Payment.objects.get()
+    assert timed_out == {
+        "payment": {"id": to_base64("Payment", payment.pk), "status": "CREATING", "confirmationUrl": None},
+        "subscription": {"id": to_base64("PlanSubscription", payment.subscription_id), "status": "PENDING"},
+        "errors": [
+            {
+                "code": "PROVIDER_UNAVAILABLE",
+                "message": "YooKassa did not answer in time; the request may have been carried out.",
+                "field": None,
+            }
+        ],
+    }
+    assert retried == _pending_payload(payment)
+    assert payment.confirmation_url.startswith(f"{sandbox.url}/checkout/")
+    assert sandbox.store.count_payments() == 1
+
+
+def test_two_viewers_subscribing_at_once_both_get_their_own_payment(server, sandbox, plan):
+    client = GraphQLClient(server.url)
+    tokens = [make_token(uuid.uuid4(), f"viewer{n}@example.com") for n in range(2)]
+    # The same key on purpose: keys are unique per viewer, never across viewers.
+    variables = _subscribe_input(plan, "same-key-different-viewers")
+
+    answers = _in_parallel(2, lambda n: client.execute(SUBSCRIBE, variables, token=tokens[n]))
+
+    payments = Payment.objects.all()
+    expected = [{"data": {"subscribe": _pending_payload(payment)}} for payment in payments]
+    assert sorted(answers, key=repr) == sorted(expected, key=repr)
+    assert len({payment.viewer_id for payment in payments}) == 2
+    assert sandbox.store.count_payments() == 2
+
+
+def test_a_viewer_whose_checkout_is_held_up_does_not_hold_up_another(server, sandbox, plan):
+    client = GraphQLClient(server.url)
+    held_viewer, other_viewer = uuid.uuid4(), uuid.uuid4()
+    variables = _subscribe_input(plan, None)
+
+    with ThreadPoolExecutor(max_workers=1) as pool, transaction.atomic():
+        # Another session is creating the held viewer's subscription and has not committed yet.
+        Subscription.objects.create(viewer_id=held_viewer, plan=plan, status=SubscriptionStatus.PENDING)
+        held = pool.submit(client.execute, SUBSCRIBE, variables, token=make_token(held_viewer))
+        eventually(lambda: _sessions_waiting_for_a_lock() == 1)
+        other = client.execute(SUBSCRIBE, variables, token=make_token(other_viewer))
+        held_was_waiting = not held.done() and _sessions_waiting_for_a_lock() == 1
+        transaction.set_rollback(True)
+    held = held.result(timeout=10)
+
+    held_payment = Payment.objects.get(viewer_id=held_viewer)
+    other_payment = Payment.objects.get(viewer_id=other_viewer)
+    assert other == {"data": {"subscribe": _pending_payload(other_payment)}}
+    assert held_was_waiting is True
+    assert held == {"data": {"subscribe": _pending_payload(held_payment)}}
+    assert sandbox.store.count_payments() == 2
