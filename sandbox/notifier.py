@@ -23,10 +23,12 @@ _REORDER_GAP = 0.2
 
 
 class Notifier:
-    def __init__(self, config: SandboxConfig, store: Store, faults: Faults) -> None:
+    def __init__(self, config: SandboxConfig, store: Store, faults: Faults, *, on_queued=lambda: None) -> None:
         self._config = config
         self._store = store
         self._faults = faults
+        # Wakes the delivery loop: a notification goes out as soon as its transaction commits.
+        self._on_queued = on_queued
 
     def emit(self, event: str, obj: dict) -> None:
         """Queue the notification for `event` about `obj` (call inside the store's transaction)."""
@@ -54,6 +56,7 @@ class Notifier:
                 self._store.release_notifications(
                     [(n.id, now + index * _REORDER_GAP) for index, n in enumerate(newest_first)]
                 )
+        self._on_queued()
 
     def deliver_due(self) -> int:
         """Post every notification that is due; return how many attempts were made."""

@@ -81,7 +81,8 @@ class SandboxServer:
         self.store = Store(config.state_file)
         self.store.requeue_interrupted_notifications()
         self.faults = Faults()
-        self.notifier = Notifier(config, self.store, self.faults)
+        self._wake = threading.Event()
+        self.notifier = Notifier(config, self.store, self.faults, on_queued=self._wake.set)
         self.emulator = Emulator(config, self.store, self.notifier)
         self.app = SandboxApp(config, self.store, self.emulator, self.faults)
         self._httpd = _HTTPServer((config.host, config.port), _Handler)
@@ -116,6 +117,7 @@ class SandboxServer:
 
     def stop(self) -> None:
         self._stopping.set()
+        self._wake.set()
         self._httpd.shutdown()
         self._httpd.server_close()
         for thread in self._threads:
@@ -137,10 +139,11 @@ class SandboxServer:
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
+            self._wake.clear()
             try:
                 self.tick()
             except Exception:
                 logger.exception("sandbox background loop failed; going on")
             due_in = self.notifier.next_due_in()
             wait = self.config.tick_interval if due_in is None else min(due_in, self.config.tick_interval)
-            self._stopping.wait(max(wait, 0.005))
+            self._wake.wait(max(wait, 0.005))
