@@ -87,30 +87,21 @@ def subscription_start_checkout(
     _check_return_url(return_url)
     if settings.YOOKASSA_RECEIPTS and not viewer_email:
         raise EmailRequired("A receipt must be emailed, and the viewer has no email address.")
-    fingerprint = _fingerprint("subscribe", plan.pk, return_url, save_payment_method)
-
-    payment = _open_checkout(
+    request = _Checkout(
         viewer_id=viewer_id,
         viewer_email=viewer_email or "",
         plan=plan,
         return_url=return_url,
         save_payment_method=save_payment_method,
-        idempotency_key=idempotency_key,
-        fingerprint=fingerprint,
+        fingerprint=_fingerprint("subscribe", plan.pk, return_url, save_payment_method),
     )
+
+    payment = _open_checkout(request, idempotency_key=idempotency_key)
     if payment.status == PaymentStatus.PENDING and _confirmation_may_have_lapsed(payment):
         payment = _recheck(payment)
-        if not payment.is_open and payment.status == PaymentStatus.CANCELED and idempotency_key is None:
+        if payment.status == PaymentStatus.CANCELED and idempotency_key is None:
             # The viewer let the old payment lapse: this request is a new attempt.
-            payment = _open_checkout(
-                viewer_id=viewer_id,
-                viewer_email=viewer_email or "",
-                plan=plan,
-                return_url=return_url,
-                save_payment_method=save_payment_method,
-                idempotency_key=None,
-                fingerprint=fingerprint,
-            )
+            payment = _open_checkout(request, idempotency_key=None)
     problem = None
     if payment.status == PaymentStatus.CREATING:
         payment, problem = payment_create_at_provider(payment=payment)
@@ -118,41 +109,36 @@ def subscription_start_checkout(
     return CheckoutResult(subscription=payment.subscription, payment=payment, problem=problem)
 
 
-def _open_checkout(
-    *,
-    viewer_id: uuid.UUID,
-    viewer_email: str,
-    plan: Plan,
-    return_url: str,
-    save_payment_method: bool,
-    idempotency_key: str | None,
-    fingerprint: str,
-) -> Payment:
+@dataclass(frozen=True)
+class _Checkout:
+    viewer_id: uuid.UUID
+    viewer_email: str
+    plan: Plan
+    return_url: str
+    save_payment_method: bool
+    fingerprint: str
+
+
+def _open_checkout(request: _Checkout, *, idempotency_key: str | None) -> Payment:
     """The payment this checkout is about, committed before anything is asked of YooKassa."""
     for _ in range(_CHECKOUT_ATTEMPTS):
         try:
             with transaction.atomic():
                 if idempotency_key is not None:
-                    earlier = ClientRequest.objects.filter(viewer_id=viewer_id, key=idempotency_key).first()
+                    earlier = ClientRequest.objects.filter(viewer_id=request.viewer_id, key=idempotency_key).first()
                     if earlier is not None:
-                        if earlier.operation != "subscribe" or earlier.fingerprint != fingerprint:
+                        if earlier.operation != "subscribe" or earlier.fingerprint != request.fingerprint:
                             raise IdempotencyKeyReused(
                                 "This idempotency key was used for another request.", field="idempotencyKey"
                             )
                         return Payment.objects.select_related("subscription__plan").get(pk=earlier.payment_id)
-                payment = _checkout_payment(
-                    viewer_id=viewer_id,
-                    viewer_email=viewer_email,
-                    plan=plan,
-                    return_url=return_url,
-                    save_payment_method=save_payment_method,
-                )
+                payment = _checkout_payment(request)
                 if idempotency_key is not None:
                     ClientRequest.objects.create(
-                        viewer_id=viewer_id,
+                        viewer_id=request.viewer_id,
                         key=idempotency_key,
                         operation="subscribe",
-                        fingerprint=fingerprint,
+                        fingerprint=request.fingerprint,
                         subscription=payment.subscription,
                         payment=payment,
                     )
@@ -161,12 +147,11 @@ def _open_checkout(
             # Another request of this viewer committed first (same key, or a second live
             # subscription): the next round reads what it made.
             continue
-    raise RuntimeError(f"Checkout of viewer {viewer_id} kept colliding with concurrent checkouts.")
+    raise RuntimeError(f"Checkout of viewer {request.viewer_id} kept colliding with concurrent checkouts.")
 
 
-def _checkout_payment(
-    *, viewer_id: uuid.UUID, viewer_email: str, plan: Plan, return_url: str, save_payment_method: bool
-) -> Payment:
+def _checkout_payment(request: _Checkout) -> Payment:
+    viewer_id, viewer_email, plan = request.viewer_id, request.viewer_email, request.plan
     live = (
         Subscription.objects.select_for_update(of=("self",))
         .select_related("plan")
@@ -178,7 +163,7 @@ def _checkout_payment(
             viewer_id=viewer_id, viewer_email=viewer_email, plan=plan, status=SubscriptionStatus.PENDING
         )
         _record(subscription, "subscription.created", plan=plan.code)
-        return _new_payment(subscription, return_url=return_url, save_payment_method=save_payment_method)
+        return _new_payment(subscription, request)
     if live.status != SubscriptionStatus.PENDING:
         raise AlreadySubscribed(f"You already have the {live.plan.name} subscription.", field="planId")
     if live.plan_id != plan.pk:
@@ -191,10 +176,10 @@ def _checkout_payment(
     open_payment = live.payments.filter(status__in=OPEN_PAYMENT_STATUSES).select_related("subscription__plan").first()
     if open_payment is not None:
         return open_payment
-    return _new_payment(live, return_url=return_url, save_payment_method=save_payment_method)
+    return _new_payment(live, request)
 
 
-def _new_payment(subscription: Subscription, *, return_url: str, save_payment_method: bool) -> Payment:
+def _new_payment(subscription: Subscription, request: _Checkout) -> Payment:
     plan = subscription.plan
     payment_id = uuid.uuid4()
     payment = Payment.objects.create(
@@ -207,8 +192,8 @@ def _new_payment(subscription: Subscription, *, return_url: str, save_payment_me
         description=f"{plan.name}, {plan.period}"[:128],
         # Derived from the row, so every retry of this payment, by any process, sends it.
         idempotence_key=f"payment-{payment_id}",
-        return_url=return_url,
-        save_payment_method=save_payment_method,
+        return_url=request.return_url,
+        save_payment_method=request.save_payment_method,
         receipt_email=subscription.viewer_email if settings.YOOKASSA_RECEIPTS else "",
         receipt_vat_code=settings.YOOKASSA_VAT_CODE if settings.YOOKASSA_RECEIPTS else None,
     )
