@@ -75,3 +75,18 @@ class GraphQLClient:
         response = Client().post("/graphql/", body, content_type="application/json", headers=headers)
         assert response.status_code == 200, response.content
         return response.json()
+
+
+def start_checkout(viewer, plan, **overrides):
+    """subscription_start_checkout as the subscribe mutation calls it, with test defaults."""
+    from billing import services
+
+    arguments = {
+        "viewer_id": viewer.id,
+        "viewer_email": viewer.email,
+        "plan_id": plan.pk,
+        "return_url": "https://cinema.example/return",
+        "save_payment_method": True,
+        "idempotency_key": None,
+    }
+    return services.subscription_start_checkout(**(arguments | overrides))

@@ -1,10 +1,11 @@
 from django.contrib import admin
 
+from billing.admin import ReadOnlyAdmin
 from webhooks.models import YooKassaNotification
 
 
 @admin.register(YooKassaNotification)
-class YooKassaNotificationAdmin(admin.ModelAdmin):
+class YooKassaNotificationAdmin(ReadOnlyAdmin):
     list_display = ["received_at", "event", "object_id", "outcome", "remote_addr", "trusted_source"]
     list_filter = ["outcome", "event", "trusted_source"]
     search_fields = [
@@ -17,12 +18,3 @@ class YooKassaNotificationAdmin(admin.ModelAdmin):
     list_select_related = ["payment"]
     date_hierarchy = "received_at"
     readonly_fields = [field.name for field in YooKassaNotification._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

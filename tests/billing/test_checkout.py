@@ -19,23 +19,14 @@ from billing.errors import (
 )
 from billing.models import ClientRequest, Payment, PaymentKind, PaymentStatus, Subscription, SubscriptionStatus
 from sandbox.faults import ApiEffect, ApiFault
-from tests.helpers import pay_on_page
+from tests.helpers import pay_on_page, start_checkout
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sandbox")]
 
 RETURN_URL = "https://cinema.example/return"
 
 
-def checkout(viewer, plan, **overrides):
-    arguments = {
-        "viewer_id": viewer.id,
-        "viewer_email": viewer.email,
-        "plan_id": plan.pk,
-        "return_url": RETURN_URL,
-        "save_payment_method": True,
-        "idempotency_key": None,
-    }
-    return services.subscription_start_checkout(**(arguments | overrides))
+checkout = start_checkout
 
 
 def assert_nothing_created():

@@ -9,21 +9,14 @@ from billing import services
 from billing.gateway.interface import ProviderPaymentStatus
 from billing.models import BillingEvent, Payment, PaymentMethod, PaymentStatus, SubscriptionStatus
 from sandbox.faults import ApiEffect, ApiFault
-from tests.helpers import pay_on_page
+from tests.helpers import pay_on_page, start_checkout
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def pending(viewer, plan, sandbox):
-    return services.subscription_start_checkout(
-        viewer_id=viewer.id,
-        viewer_email=viewer.email,
-        plan_id=plan.pk,
-        return_url="https://cinema.example/return",
-        save_payment_method=True,
-        idempotency_key=None,
-    ).payment
+    return start_checkout(viewer, plan).payment
 
 
 def paid(payment: Payment, card: str = "5555555555554444"):
@@ -57,14 +50,7 @@ def test_success_activates_one_period_from_the_moment_of_payment(pending, plan):
 
 
 def test_a_card_not_saved_means_no_auto_renewal(viewer, plan, sandbox):
-    result = services.subscription_start_checkout(
-        viewer_id=viewer.id,
-        viewer_email=viewer.email,
-        plan_id=plan.pk,
-        return_url="https://cinema.example/return",
-        save_payment_method=False,
-        idempotency_key=None,
-    )
+    result = start_checkout(viewer, plan, save_payment_method=False)
 
     payment = services.payment_apply_provider_state(provider_payment=paid(result.payment))
 
@@ -124,14 +110,7 @@ def test_late_pending_news_after_success_changes_nothing(pending):
 
 def test_a_payment_whose_answer_was_lost_is_found_by_its_metadata(viewer, plan, sandbox):
     sandbox.faults.add(ApiFault(ApiEffect.DROP, kind="payments.create", applied=True))
-    result = services.subscription_start_checkout(
-        viewer_id=viewer.id,
-        viewer_email=viewer.email,
-        plan_id=plan.pk,
-        return_url="https://cinema.example/return",
-        save_payment_method=True,
-        idempotency_key=None,
-    )
+    result = start_checkout(viewer, plan)
     assert result.payment.status == PaymentStatus.CREATING
     [created] = sandbox.store.recent_payments(1)
 

@@ -6,7 +6,7 @@ import pytest
 from strawberry.relay import to_base64
 
 from billing import services
-from tests.helpers import make_token, pay_on_page
+from tests.helpers import make_token, pay_on_page, start_checkout
 
 pytestmark = pytest.mark.django_db
 
@@ -25,14 +25,7 @@ ME = """
 
 
 def start(viewer, plan):
-    return services.subscription_start_checkout(
-        viewer_id=viewer.id,
-        viewer_email=viewer.email,
-        plan_id=plan.pk,
-        return_url="https://cinema.example/return",
-        save_payment_method=True,
-        idempotency_key=None,
-    ).payment
+    return start_checkout(viewer, plan).payment
 
 
 def test_a_new_viewer_has_nothing(graphql, token, viewer):

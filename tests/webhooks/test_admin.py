@@ -6,10 +6,9 @@ import uuid
 import pytest
 from django.test import Client
 
-from billing import services
 from billing.models import Payment, PaymentStatus
 from graphql_api.auth import Viewer
-from tests.helpers import pay_on_page
+from tests.helpers import pay_on_page, start_checkout
 from webhooks.models import NotificationOutcome, YooKassaNotification
 
 PASSWORD = "operator-password"
@@ -31,14 +30,7 @@ def _notify(sandbox, payment: Payment, event: str, *, remote_addr: str = "127.0.
 
 
 def _subscribe(sandbox, viewer: Viewer, plan, card: str, event: str) -> Payment:
-    result = services.subscription_start_checkout(
-        viewer_id=viewer.id,
-        viewer_email=viewer.email,
-        plan_id=plan.pk,
-        return_url="https://cinema.example/return",
-        save_payment_method=True,
-        idempotency_key=None,
-    )
+    result = start_checkout(viewer, plan)
     pay_on_page(result.payment.confirmation_url, card)
     _notify(sandbox, result.payment, event)
     return Payment.objects.get(pk=result.payment.pk)

@@ -15,7 +15,6 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from billing import services
 from billing.models import (
     BillingEvent,
     Payment,
@@ -26,7 +25,7 @@ from billing.models import (
 )
 from sandbox.emulator import new_object_id
 from sandbox.faults import ApiEffect, ApiFault
-from tests.helpers import pay_on_page
+from tests.helpers import pay_on_page, start_checkout
 from webhooks.models import NotificationOutcome, YooKassaNotification
 
 WEBHOOK_URL = "/webhooks/yookassa/"
@@ -51,14 +50,7 @@ def _notification(event: str, obj: dict) -> dict:
 
 
 def _checkout(viewer, plan) -> Payment:
-    result = services.subscription_start_checkout(
-        viewer_id=viewer.id,
-        viewer_email=viewer.email,
-        plan_id=plan.pk,
-        return_url=RETURN_URL,
-        save_payment_method=True,
-        idempotency_key=None,
-    )
+    result = start_checkout(viewer, plan)
     assert result.payment.status == PaymentStatus.PENDING
     assert result.payment.provider_payment_id
     return result.payment
@@ -176,14 +168,7 @@ def test_success_activates_the_subscription_for_one_period_from_the_payment_time
 
 @pytest.mark.django_db
 def test_success_without_a_saved_card_activates_without_auto_renewal(sandbox, viewer, plan):
-    result = services.subscription_start_checkout(
-        viewer_id=viewer.id,
-        viewer_email=viewer.email,
-        plan_id=plan.pk,
-        return_url=RETURN_URL,
-        save_payment_method=False,
-        idempotency_key=None,
-    )
+    result = start_checkout(viewer, plan, save_payment_method=False)
     pay_on_page(result.payment.confirmation_url, SUCCESS_CARD)
 
     response = _deliver(sandbox, result.payment)
@@ -704,14 +689,7 @@ def test_a_deferred_notification_redelivered_after_the_outage_is_processed(sandb
 @pytest.mark.django_db
 def test_a_payment_whose_creation_answer_was_lost_is_found_through_its_metadata(sandbox, viewer, plan):
     sandbox.faults.add(ApiFault(ApiEffect.DROP, kind="payments.create", applied=True))
-    result = services.subscription_start_checkout(
-        viewer_id=viewer.id,
-        viewer_email=viewer.email,
-        plan_id=plan.pk,
-        return_url=RETURN_URL,
-        save_payment_method=True,
-        idempotency_key=None,
-    )
+    result = start_checkout(viewer, plan)
     payment = result.payment
     assert result.problem is not None
     assert payment.status == PaymentStatus.CREATING
