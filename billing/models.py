@@ -7,6 +7,7 @@ apply them under a row lock or a conditional UPDATE, so two processes can never 
 import uuid
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -72,6 +73,9 @@ class Subscription(models.Model):
     current_period_start = models.DateTimeField(null=True, blank=True)
     current_period_end = models.DateTimeField(null=True, blank=True)
     auto_renew = models.BooleanField(default=False)
+    # The viewer canceled: access lasts to the period's end, then the subscription ends.
+    cancel_at_period_end = models.BooleanField(default=False)
+    canceled_at = models.DateTimeField(null=True, blank=True)
     payment_method = models.ForeignKey(
         PaymentMethod, on_delete=models.SET_NULL, null=True, blank=True, related_name="subscriptions"
     )
@@ -95,6 +99,9 @@ class Subscription(models.Model):
                 condition=~Q(status__in=[SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE])
                 | Q(current_period_end__isnull=False),
                 name="subscription_active_has_period",
+            ),
+            models.CheckConstraint(
+                condition=~Q(cancel_at_period_end=True, auto_renew=True), name="subscription_ending_does_not_renew"
             ),
         ]
         indexes = [models.Index(fields=["viewer_id", "-created_at"], name="subscription_viewer_recent")]
@@ -160,6 +167,8 @@ class Payment(models.Model):
     )
     provider_object = models.JSONField(null=True, blank=True, help_text="YooKassa's object as last fetched.")
     paid_at = models.DateTimeField(null=True, blank=True)
+    # The sum of this payment's succeeded refunds.
+    refunded_amount = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0.00"))
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -167,6 +176,10 @@ class Payment(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=Decimal(0)), name="payment_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(refunded_amount__gte=Decimal(0), refunded_amount__lte=models.F("amount")),
+                name="payment_refunds_never_exceed_amount",
+            ),
             models.CheckConstraint(condition=Q(currency__regex=CURRENCY_REGEX), name="payment_currency_iso"),
             # Pending or succeeded only by YooKassa's word; a refusal ends a payment it never knew.
             models.CheckConstraint(
@@ -211,6 +224,95 @@ class Payment(models.Model):
         self.status = status
 
 
+class RefundStatus(models.TextChoices):
+    CREATING = "creating", "Creating"
+    PENDING = "pending", "Pending"
+    SUCCEEDED = "succeeded", "Succeeded"
+    CANCELED = "canceled", "Canceled"
+
+
+OPEN_REFUND_STATUSES = (RefundStatus.CREATING, RefundStatus.PENDING)
+REFUND_TRANSITIONS = {
+    RefundStatus.CREATING: {RefundStatus.PENDING, RefundStatus.SUCCEEDED, RefundStatus.CANCELED},
+    RefundStatus.PENDING: {RefundStatus.SUCCEEDED, RefundStatus.CANCELED},
+    RefundStatus.SUCCEEDED: set(),
+    RefundStatus.CANCELED: set(),
+}
+
+
+class RefundInitiator(models.TextChoices):
+    VIEWER = "viewer", "Viewer"
+    OPERATOR = "operator", "Operator"
+
+
+class Refund(models.Model):
+    """Money going back for a payment; at most one in flight per payment, never above what was paid."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=16, choices=RefundStatus.choices, default=RefundStatus.CREATING)
+    idempotence_key = models.CharField(max_length=64, unique=True)
+    provider_refund_id = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    reason = models.CharField(max_length=250)
+    initiator = models.CharField(max_length=16, choices=RefundInitiator.choices)
+    operator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # Succeeding ends the subscription the payment paid for (a cancellation with a refund).
+    ends_subscription = models.BooleanField(default=False)
+    cancellation_party = models.CharField(max_length=32, blank=True)
+    cancellation_reason = models.CharField(max_length=64, blank=True)
+    provider_object = models.JSONField(null=True, blank=True)
+    refunded_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=Decimal(0)), name="refund_amount_positive"),
+            models.CheckConstraint(condition=Q(currency__regex=CURRENCY_REGEX), name="refund_currency_iso"),
+            models.UniqueConstraint(
+                fields=["payment"],
+                condition=Q(status__in=OPEN_REFUND_STATUSES),
+                name="refund_one_in_flight_per_payment",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=[RefundStatus.CREATING, RefundStatus.CANCELED])
+                | Q(provider_refund_id__isnull=False),
+                name="refund_open_or_done_is_known_to_provider",
+            ),
+            models.CheckConstraint(
+                condition=Q(initiator="operator", operator__isnull=False)
+                | Q(initiator="viewer", operator__isnull=True),
+                name="refund_operator_iff_operator_initiated",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["status", "created_at"], name="refund_open_by_age", condition=Q(status__in=OPEN_REFUND_STATUSES)
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"refund {self.amount} {self.currency} ({self.status})"
+
+    @property
+    def money(self) -> Money:
+        return Money(self.amount, self.currency)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_REFUND_STATUSES
+
+    def move_to(self, status: RefundStatus) -> None:
+        if status not in REFUND_TRANSITIONS[RefundStatus(self.status)]:
+            raise IllegalTransition(f"refund {self.id}: {self.status} -> {status}")
+        self.status = status
+
+
 class ClientRequest(models.Model):
     """A viewer's money mutation under their idempotency key: a repeat returns the first result."""
 
@@ -222,6 +324,7 @@ class ClientRequest(models.Model):
     fingerprint = models.CharField(max_length=64)
     subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    refund = models.ForeignKey(Refund, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -244,6 +347,7 @@ class BillingEvent(models.Model):
     viewer_id = models.UUIDField()
     subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    refund = models.ForeignKey(Refund, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     payload = models.JSONField(default=dict)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -1,0 +1,21 @@
+"""Row locks, in the one order every service takes them: payment, then refund, then subscription.
+
+Taking them in a fixed order is what keeps two services that touch the same rows from
+deadlocking. `of=("self",)` locks only the row asked for, not the rows joined to it.
+"""
+
+from django.db.models import QuerySet
+
+from billing.models import Payment, Refund, Subscription
+
+
+def payments_for_update() -> QuerySet[Payment]:
+    return Payment.objects.select_for_update(of=("self",)).select_related("subscription__plan")
+
+
+def refunds_for_update() -> QuerySet[Refund]:
+    return Refund.objects.select_for_update(of=("self",)).select_related("payment")
+
+
+def subscriptions_for_update() -> QuerySet[Subscription]:
+    return Subscription.objects.select_for_update(of=("self",)).select_related("plan")

@@ -1,0 +1,256 @@
+"""Payments at YooKassa: creating them under their own key, and applying what the API says."""
+
+import logging
+import uuid
+
+from django.db import transaction
+
+from billing import clock, locks
+from billing.errors import GatewayError, ProviderRejected
+from billing.gateway import get_gateway
+from billing.gateway.interface import NewPayment, ProviderPayment, ProviderPaymentStatus, Receipt, ReceiptItem
+from billing.models import (
+    OPEN_PAYMENT_STATUSES,
+    IllegalTransition,
+    Payment,
+    PaymentKind,
+    PaymentMethod,
+    PaymentStatus,
+    SubscriptionStatus,
+)
+from billing.services.events import event_record
+
+logger = logging.getLogger(__name__)
+
+
+class UnknownProviderPayment(Exception):
+    """YooKassa told us about a payment this service never created."""
+
+
+def payment_create_at_provider(*, payment: Payment) -> tuple[Payment, GatewayError | None]:
+    """Ask YooKassa for the payment under its own key (the first time, or again after a failure)."""
+    try:
+        provider_payment = get_gateway().create_payment(
+            _new_payment_request(payment), idempotence_key=payment.idempotence_key
+        )
+    except ProviderRejected as error:
+        if error.parameter == "Idempotence-Key":
+            # The key is in use: a payment may exist under it. Never give up on that payment here.
+            logger.error("YooKassa refused the key of payment %s: %s", payment.id, error)
+            return payment, error
+        return payment_mark_rejected(payment=payment, error=error), error
+    except GatewayError as error:
+        logger.warning("Payment %s not confirmed by YooKassa yet (%s); it keeps its key", payment.id, error)
+        return payment, error
+    return payment_apply_provider_state(provider_payment=provider_payment), None
+
+
+def _new_payment_request(payment: Payment) -> NewPayment:
+    """Only from the row: a retry sends the very same request, or YooKassa would refuse the key."""
+    receipt = None
+    if payment.receipt_email:
+        receipt = Receipt(
+            customer_email=payment.receipt_email,
+            items=(
+                ReceiptItem(
+                    description=payment.description, unit_price=payment.money, vat_code=payment.receipt_vat_code
+                ),
+            ),
+        )
+    return NewPayment(
+        amount=payment.money,
+        description=payment.description,
+        metadata={
+            "payment_id": str(payment.id),
+            "subscription_id": str(payment.subscription_id),
+            "viewer_id": str(payment.viewer_id),
+        },
+        return_url=payment.return_url,
+        save_payment_method=payment.save_payment_method,
+        receipt=receipt,
+    )
+
+
+def payment_refresh(*, provider_payment_id: str) -> Payment:
+    """Fetch the payment from YooKassa and apply what it says (webhooks, reconciliation)."""
+    return payment_apply_provider_state(provider_payment=get_gateway().get_payment(provider_payment_id))
+
+
+def payment_apply_provider_state(*, provider_payment: ProviderPayment) -> Payment:
+    """Bring our payment (and its subscription) to what YooKassa's API says: the one place that does.
+
+    Webhooks, checkout and reconciliation all come here with an object fetched from the API. Late
+    and repeated news is a no-op; a move the state machine forbids is logged and left alone.
+    """
+    with transaction.atomic():
+        payment = _lock_payment(provider_payment)
+        target = _local_status(provider_payment.status)
+        fields = _record_provider_object(payment, provider_payment)
+        if target == payment.status:
+            if fields:
+                payment.save(update_fields=[*fields, "updated_at"])
+            return payment
+        try:
+            payment.move_to(target)
+        except IllegalTransition:
+            logger.error(
+                "YooKassa says payment %s is %s but it is %s here: left for an operator",
+                payment.id,
+                provider_payment.status,
+                payment.status,
+            )
+            event_record(
+                payment.subscription,
+                "payment.provider_conflict",
+                payment=payment,
+                provider_status=provider_payment.status,
+            )
+            return payment
+        fields.append("status")
+        if target == PaymentStatus.SUCCEEDED:
+            fields += _on_succeeded(payment, provider_payment)
+        elif target == PaymentStatus.CANCELED:
+            fields += _on_canceled(payment, provider_payment)
+        payment.save(update_fields=[*fields, "updated_at"])
+        return payment
+
+
+def payment_mark_rejected(*, payment: Payment, error: ProviderRejected) -> Payment:
+    """YooKassa refused to create the payment: it never existed there, so it ends here."""
+    with transaction.atomic():
+        payment = (
+            Payment.objects.select_for_update(of=("self",)).select_related("subscription__plan").get(pk=payment.pk)
+        )
+        if payment.status != PaymentStatus.CREATING:
+            return payment
+        payment.move_to(PaymentStatus.CANCELED)
+        payment.cancellation_party = "billing"
+        payment.cancellation_reason = "rejected_by_provider"
+        payment.provider_object = {"error": {"code": error.provider_code, "description": error.message}}
+        payment.save(
+            update_fields=["status", "cancellation_party", "cancellation_reason", "provider_object", "updated_at"]
+        )
+        _after_failed_attempt(payment)
+    return payment
+
+
+def _lock_payment(provider_payment: ProviderPayment) -> Payment:
+    locked = locks.payments_for_update()
+    payment = locked.filter(provider_payment_id=provider_payment.id).first()
+    if payment is None:
+        # Created, but the process died before it recorded YooKassa's answer: the metadata,
+        # which came from the API, says which row it was.
+        # Locked by its key alone: a concurrent request that records the id first must not make
+        # the row vanish from this query when the lock is granted (PostgreSQL re-checks the WHERE).
+        local_id = provider_payment.metadata.get("payment_id")
+        try:
+            payment = locked.filter(pk=uuid.UUID(local_id)).first() if local_id else None
+        except ValueError:
+            payment = None
+        if payment is not None and payment.provider_payment_id not in (None, provider_payment.id):
+            payment = None
+    if payment is None:
+        raise UnknownProviderPayment(f"YooKassa payment {provider_payment.id} is not one of ours.")
+    return payment
+
+
+def _local_status(status: ProviderPaymentStatus) -> PaymentStatus:
+    return {
+        ProviderPaymentStatus.PENDING: PaymentStatus.PENDING,
+        # Only reached with capture=false, which this service never asks for.
+        ProviderPaymentStatus.WAITING_FOR_CAPTURE: PaymentStatus.PENDING,
+        ProviderPaymentStatus.SUCCEEDED: PaymentStatus.SUCCEEDED,
+        ProviderPaymentStatus.CANCELED: PaymentStatus.CANCELED,
+    }[status]
+
+
+def _record_provider_object(payment: Payment, provider_payment: ProviderPayment) -> list[str]:
+    fields = []
+    if payment.provider_payment_id != provider_payment.id:
+        payment.provider_payment_id = provider_payment.id
+        fields.append("provider_payment_id")
+    if provider_payment.confirmation_url and payment.confirmation_url != provider_payment.confirmation_url:
+        payment.confirmation_url = provider_payment.confirmation_url
+        fields.append("confirmation_url")
+    if payment.provider_object != provider_payment.raw:
+        payment.provider_object = dict(provider_payment.raw)
+        fields.append("provider_object")
+    return fields
+
+
+def _on_succeeded(payment: Payment, provider_payment: ProviderPayment) -> list[str]:
+    payment.paid_at = provider_payment.captured_at or clock.now()
+    fields = ["paid_at"]
+    method = provider_payment.payment_method
+    if method is not None and method.saved:
+        payment.payment_method = _save_payment_method(payment.viewer_id, method)
+        fields.append("payment_method")
+    event_record(payment.subscription, "payment.succeeded", payment=payment, amount=str(payment.amount))
+    if payment.kind == PaymentKind.INITIAL:
+        _activate(payment)
+    return fields
+
+
+def _on_canceled(payment: Payment, provider_payment: ProviderPayment) -> list[str]:
+    if provider_payment.cancellation is not None:
+        payment.cancellation_party = provider_payment.cancellation.party
+        payment.cancellation_reason = provider_payment.cancellation.reason
+    event_record(payment.subscription, "payment.canceled", payment=payment, reason=payment.cancellation_reason)
+    _after_failed_attempt(payment)
+    return ["cancellation_party", "cancellation_reason"]
+
+
+def _activate(payment: Payment) -> None:
+    subscription = locks.subscriptions_for_update().get(pk=payment.subscription_id)
+    if subscription.status != SubscriptionStatus.PENDING:
+        # Money arrived for a subscription that is no longer waiting for it: an operator must
+        # look (and refund); never a second period or a second subscription.
+        logger.error(
+            "Payment %s succeeded for subscription %s in status %s", payment.id, subscription.id, subscription.status
+        )
+        event_record(subscription, "payment.succeeded_without_subscription", payment=payment)
+        return
+    subscription.move_to(SubscriptionStatus.ACTIVE)
+    subscription.current_period_start = payment.paid_at
+    subscription.current_period_end = subscription.plan.period.end_after(payment.paid_at)
+    if payment.payment_method is not None:
+        subscription.payment_method = payment.payment_method
+        subscription.auto_renew = True
+    subscription.save()
+    payment.subscription = subscription
+    event_record(
+        subscription,
+        "subscription.activated",
+        payment=payment,
+        period_start=subscription.current_period_start.isoformat(),
+        period_end=subscription.current_period_end.isoformat(),
+    )
+
+
+def _after_failed_attempt(payment: Payment) -> None:
+    """A first payment that failed ends its subscription, unless another attempt is still open."""
+    if payment.kind != PaymentKind.INITIAL:
+        return
+    subscription = locks.subscriptions_for_update().get(pk=payment.subscription_id)
+    still_open = subscription.payments.filter(status__in=OPEN_PAYMENT_STATUSES).exclude(pk=payment.pk).exists()
+    if subscription.status == SubscriptionStatus.PENDING and not still_open:
+        subscription.move_to(SubscriptionStatus.FAILED)
+        subscription.save(update_fields=["status", "updated_at"])
+        payment.subscription = subscription
+        event_record(subscription, "subscription.failed", payment=payment, reason=payment.cancellation_reason)
+
+
+def _save_payment_method(viewer_id: uuid.UUID, method) -> PaymentMethod:
+    saved, _ = PaymentMethod.objects.update_or_create(
+        provider_method_id=method.id,
+        defaults={
+            "viewer_id": viewer_id,
+            "type": method.type,
+            "title": method.title,
+            "card_last4": method.card_last4 or "",
+            "card_type": method.card_type or "",
+            "expiry_month": method.expiry_month or "",
+            "expiry_year": method.expiry_year or "",
+        },
+    )
+    return saved
