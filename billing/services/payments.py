@@ -118,9 +118,7 @@ def payment_apply_provider_state(*, provider_payment: ProviderPayment) -> Paymen
 def payment_mark_rejected(*, payment: Payment, error: ProviderRejected) -> Payment:
     """YooKassa refused to create the payment: it never existed there, so it ends here."""
     with transaction.atomic():
-        payment = (
-            Payment.objects.select_for_update(of=("self",)).select_related("subscription__plan").get(pk=payment.pk)
-        )
+        payment = locks.payments_for_update().get(pk=payment.pk)
         if payment.status != PaymentStatus.CREATING:
             return payment
         payment.move_to(PaymentStatus.CANCELED)
