@@ -14,6 +14,11 @@ class ErrorCode(StrEnum):
     ALREADY_SUBSCRIBED = "already_subscribed"
     PAYMENT_IN_PROGRESS = "payment_in_progress"
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+    NOT_FOUND = "not_found"
+    SUBSCRIPTION_NOT_ACTIVE = "subscription_not_active"
+    ALREADY_CANCELED = "already_canceled"
+    NOT_REFUNDABLE = "not_refundable"
+    REFUND_IN_PROGRESS = "refund_in_progress"
     PROVIDER_UNAVAILABLE = "provider_unavailable"
     PROVIDER_REJECTED = "provider_rejected"
     PROVIDER_OBJECT_NOT_FOUND = "provider_object_not_found"
@@ -54,6 +59,26 @@ class PaymentInProgress(BillingError):
 
 class IdempotencyKeyReused(BillingError):
     code = ErrorCode.IDEMPOTENCY_KEY_REUSED
+
+
+class NotFound(BillingError):
+    code = ErrorCode.NOT_FOUND
+
+
+class SubscriptionNotActive(BillingError):
+    code = ErrorCode.SUBSCRIPTION_NOT_ACTIVE
+
+
+class AlreadyCanceled(BillingError):
+    code = ErrorCode.ALREADY_CANCELED
+
+
+class NotRefundable(BillingError):
+    code = ErrorCode.NOT_REFUNDABLE
+
+
+class RefundInProgress(BillingError):
+    code = ErrorCode.REFUND_IN_PROGRESS
 
 
 class GatewayError(BillingError):

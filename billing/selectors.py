@@ -4,7 +4,7 @@ import uuid
 
 from django.db.models import QuerySet
 
-from billing.models import Payment, PaymentMethod, Subscription, SubscriptionStatus
+from billing.models import Payment, PaymentMethod, Refund, Subscription, SubscriptionStatus
 
 # Statuses in which the viewer may watch: past due keeps access through the grace period.
 ACCESS_STATUSES = (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE)
@@ -34,3 +34,11 @@ def payment_get_by_provider_id(*, provider_payment_id: str) -> Payment | None:
 
 def payment_method_list_for_viewer(*, viewer_id: uuid.UUID) -> QuerySet[PaymentMethod]:
     return PaymentMethod.objects.filter(viewer_id=viewer_id, is_active=True).order_by("-created_at")
+
+
+def subscription_get_for_viewer(*, viewer_id: uuid.UUID, subscription_id: uuid.UUID) -> Subscription | None:
+    return Subscription.objects.select_related("plan").filter(viewer_id=viewer_id, pk=subscription_id).first()
+
+
+def refund_get_by_provider_id(*, provider_refund_id: str) -> Refund | None:
+    return Refund.objects.filter(provider_refund_id=provider_refund_id).first()

@@ -6,13 +6,15 @@ import strawberry
 import strawberry_django
 from strawberry import auto, relay
 
-from billing import models
+from billing import models, refund_policy
 from graphql_api.common import Money
 from graphql_api.plans import PlanType
 
 SubscriptionStatus = strawberry.enum(models.SubscriptionStatus, name="SubscriptionStatus")
 PaymentStatus = strawberry.enum(models.PaymentStatus, name="PaymentStatus")
 PaymentKind = strawberry.enum(models.PaymentKind, name="PaymentKind")
+RefundStatus = strawberry.enum(models.RefundStatus, name="RefundStatus")
+RefundRule = strawberry.enum(refund_policy.RefundRule, name="RefundRule")
 
 
 @strawberry_django.type(models.PaymentMethod, name="PaymentMethod")
@@ -32,8 +34,41 @@ class SubscriptionType(relay.Node):
     current_period_start: datetime | None
     current_period_end: datetime | None
     auto_renew: auto
+    cancel_at_period_end: auto = strawberry_django.field(
+        description="Canceled by the viewer: access lasts to the period's end, and it does not renew."
+    )
+    canceled_at: datetime | None
     payment_method: PaymentMethodType | None
     created_at: auto
+
+
+@strawberry_django.type(models.Refund, name="Refund")
+class RefundType(relay.Node):
+    status: RefundStatus
+    created_at: auto
+    refunded_at: datetime | None
+
+    @strawberry_django.field(only=["amount", "currency"])
+    def amount(self, root: models.Refund) -> Money:
+        return Money.of(root.money)
+
+    @strawberry_django.field(only=["cancellation_reason"], description="YooKassa's reason, when canceled.")
+    def cancellation_reason(self, root: models.Refund) -> str | None:
+        return root.cancellation_reason or None
+
+
+@strawberry.type(name="RefundQuote")
+class RefundQuoteType:
+    amount: Money
+    rule: RefundRule
+    period_end: datetime
+    refundable: bool
+
+    @classmethod
+    def of(cls, quote: refund_policy.RefundQuote) -> "RefundQuoteType":
+        return cls(
+            amount=Money.of(quote.amount), rule=quote.rule, period_end=quote.period_end, refundable=quote.refundable
+        )
 
 
 @strawberry_django.type(models.Payment, name="Payment")
@@ -59,3 +94,9 @@ class PaymentType(relay.Node):
     @strawberry_django.field(only=["cancellation_reason"], description="YooKassa's reason, when canceled.")
     def cancellation_reason(self, root: models.Payment) -> str | None:
         return root.cancellation_reason or None
+
+    @strawberry_django.field(only=["refunded_amount", "currency"], description="The sum of succeeded refunds.")
+    def refunded_amount(self, root: models.Payment) -> Money:
+        return Money(amount=root.refunded_amount, currency=root.currency)
+
+    refunds: list[RefundType] = strawberry_django.field(description="Refunds of this payment, newest first.")

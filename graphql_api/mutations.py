@@ -6,9 +6,12 @@ from strawberry import relay
 from strawberry.types import Info
 
 from billing import services
-from billing.errors import BillingError, InvalidInput
-from graphql_api.billing_types import PaymentType, SubscriptionType
+from billing.errors import BillingError, InvalidInput, NotFound
+from graphql_api.billing_types import PaymentType, RefundType, SubscriptionType
 from graphql_api.errors import PayloadError, error_fields
+from graphql_api.viewer import uuid_of
+
+CancelMode = strawberry.enum(services.CancelMode, name="CancelMode")
 
 
 @strawberry.input
@@ -33,6 +36,30 @@ class SubscribePayload:
     errors: list[SubscribeError] = strawberry.field(default_factory=list)
 
 
+@strawberry.input
+class CancelSubscriptionInput:
+    subscription_id: relay.GlobalID
+    mode: CancelMode = strawberry.field(
+        description="AT_PERIOD_END: no renewal, access to the period's end. "
+        "NOW_WITH_REFUND: money back per the refund rule (see refundQuote), access ends."
+    )
+    idempotency_key: str | None = strawberry.field(
+        default=None, description="Unique per request: a repeat with the same key returns the first result."
+    )
+
+
+@strawberry.type
+class CancelSubscriptionError(PayloadError):
+    pass
+
+
+@strawberry.type
+class CancelSubscriptionPayload:
+    subscription: SubscriptionType | None = None
+    refund: RefundType | None = None
+    errors: list[CancelSubscriptionError] = strawberry.field(default_factory=list)
+
+
 @strawberry.type
 class BillingMutations:
     @strawberry_django.mutation(
@@ -55,6 +82,27 @@ class BillingMutations:
             return SubscribePayload(errors=[SubscribeError(**error_fields(error))])
         errors = [SubscribeError(**error_fields(result.problem))] if result.problem else []
         return SubscribePayload(payment=result.payment, subscription=result.subscription, errors=errors)
+
+    @strawberry_django.mutation(
+        handle_django_errors=False,
+        description="Cancel a subscription at its period's end, or now with a refund.",
+    )
+    def cancel_subscription(self, info: Info, input: CancelSubscriptionInput) -> CancelSubscriptionPayload:
+        viewer = info.context.viewer
+        try:
+            subscription_id = uuid_of(input.subscription_id, "PlanSubscription")
+            if subscription_id is None:
+                raise NotFound("There is no such subscription.", field="subscriptionId")
+            result = services.subscription_cancel(
+                viewer_id=viewer.id,
+                subscription_id=subscription_id,
+                mode=services.CancelMode(input.mode),
+                idempotency_key=input.idempotency_key,
+            )
+        except BillingError as error:
+            return CancelSubscriptionPayload(errors=[CancelSubscriptionError(**error_fields(error))])
+        errors = [CancelSubscriptionError(**error_fields(result.problem))] if result.problem else []
+        return CancelSubscriptionPayload(subscription=result.subscription, refund=result.refund, errors=errors)
 
 
 def _pk_of(global_id: relay.GlobalID, type_name: str, *, field: str) -> int:

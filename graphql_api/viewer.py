@@ -9,8 +9,8 @@ from strawberry import relay
 from strawberry.types import Info
 from strawberry_django.relay import DjangoCursorConnection
 
-from billing import selectors
-from graphql_api.billing_types import PaymentMethodType, PaymentType, SubscriptionType
+from billing import selectors, services
+from graphql_api.billing_types import PaymentMethodType, PaymentType, RefundQuoteType, SubscriptionType
 
 
 @strawberry.type(name="Viewer")
@@ -49,10 +49,29 @@ class ViewerQueries:
     @strawberry_django.field(description="One of the viewer's payments; null for any other id.")
     def payment(self, info: Info, id: relay.GlobalID) -> PaymentType | None:
         viewer = info.context.viewer
-        if id.type_name != "Payment":
+        payment_id = uuid_of(id, "Payment")
+        return selectors.payment_get_for_viewer(viewer_id=viewer.id, payment_id=payment_id) if payment_id else None
+
+    @strawberry_django.field(description="What canceling the subscription now would give back; null for any other id.")
+    def refund_quote(self, info: Info, subscription_id: relay.GlobalID) -> RefundQuoteType | None:
+        viewer = info.context.viewer
+        subscription_pk = uuid_of(subscription_id, "PlanSubscription")
+        subscription = (
+            selectors.subscription_get_for_viewer(viewer_id=viewer.id, subscription_id=subscription_pk)
+            if subscription_pk
+            else None
+        )
+        if subscription is None:
             return None
-        try:
-            payment_id = uuid.UUID(id.node_id)
-        except ValueError:
-            return None
-        return selectors.payment_get_for_viewer(viewer_id=viewer.id, payment_id=payment_id)
+        quote, _ = services.subscription_refund_quote(subscription=subscription)
+        return RefundQuoteType.of(quote)
+
+
+def uuid_of(global_id: relay.GlobalID, type_name: str) -> uuid.UUID | None:
+    """The object's UUID from its relay id, or None when the id is of another type or malformed."""
+    if global_id.type_name != type_name:
+        return None
+    try:
+        return uuid.UUID(global_id.node_id)
+    except ValueError:
+        return None

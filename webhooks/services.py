@@ -71,10 +71,26 @@ def _handle_payment_event(notification: YooKassaNotification) -> tuple[str, str]
     return NotificationOutcome.PROCESSED, f"Payment {payment.id} is {payment.status}."
 
 
+def _handle_refund_event(notification: YooKassaNotification) -> tuple[str, str]:
+    local = selectors.refund_get_by_provider_id(provider_refund_id=notification.object_id)
+    if local is not None and not local.is_open:
+        notification.payment_id = local.payment_id
+        return NotificationOutcome.DUPLICATE, f"Refund {local.id} is already {local.status}."
+    try:
+        refund = services.refund_refresh(provider_refund_id=notification.object_id)
+    except ProviderObjectNotFound:
+        return NotificationOutcome.IGNORED, "YooKassa does not know this refund."
+    except services.UnknownProviderRefund:
+        return NotificationOutcome.IGNORED, "Not a refund of this service."
+    notification.payment_id = refund.payment_id
+    return NotificationOutcome.PROCESSED, f"Refund {refund.id} is {refund.status}."
+
+
 _HANDLERS: dict[str, Callable[[YooKassaNotification], tuple[str, str]]] = {
     "payment.succeeded": _handle_payment_event,
     "payment.canceled": _handle_payment_event,
     "payment.waiting_for_capture": _handle_payment_event,
+    "refund.succeeded": _handle_refund_event,
 }
 
 

@@ -77,6 +77,7 @@ class NewRefund:
     provider_payment_id: str
     amount: Money
     description: str = ""
+    metadata: Mapping[str, str] = field(default_factory=dict)
     receipt: Receipt | None = None
 
 
@@ -124,6 +125,7 @@ class ProviderRefund:
     amount: Money
     created_at: datetime
     cancellation: Cancellation | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
     raw: Mapping = field(default_factory=dict, repr=False, compare=False)
 
 

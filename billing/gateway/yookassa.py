@@ -86,6 +86,8 @@ class YooKassaGateway:
         params: dict = {"payment_id": refund.provider_payment_id, "amount": _amount(refund.amount)}
         if refund.description:
             params["description"] = refund.description[:250]
+        if refund.metadata:
+            params["metadata"] = dict(refund.metadata)
         if refund.receipt is not None:
             params["receipt"] = _receipt(refund.receipt)
         answer = self._client.post("/refunds", RefundRequest(params), idempotence_key=idempotence_key)
@@ -194,6 +196,7 @@ def _refund(data: Mapping) -> ProviderRefund:
             cancellation=Cancellation(cancellation.get("party", ""), cancellation.get("reason", ""))
             if cancellation
             else None,
+            metadata=dict(data.get("metadata") or {}),
             raw=data,
         )
     except (KeyError, TypeError, ValueError) as exc:

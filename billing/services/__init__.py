@@ -11,13 +11,35 @@ from billing.services.payments import (
     payment_mark_rejected,
     payment_refresh,
 )
+from billing.services.refunds import (
+    CancelMode,
+    CancelResult,
+    UnknownProviderRefund,
+    payment_refund_by_operator,
+    refund_apply_provider_state,
+    refund_create_at_provider,
+    refund_refresh,
+    subscription_cancel,
+    subscription_cancel_with_refund_by_operator,
+    subscription_refund_quote,
+)
 
 __all__ = [
+    "CancelMode",
+    "CancelResult",
     "CheckoutResult",
     "UnknownProviderPayment",
+    "UnknownProviderRefund",
     "payment_apply_provider_state",
     "payment_create_at_provider",
     "payment_mark_rejected",
     "payment_refresh",
+    "payment_refund_by_operator",
+    "refund_apply_provider_state",
+    "refund_create_at_provider",
+    "refund_refresh",
+    "subscription_cancel",
+    "subscription_cancel_with_refund_by_operator",
+    "subscription_refund_quote",
     "subscription_start_checkout",
 ]

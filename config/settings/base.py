@@ -217,6 +217,11 @@ CHECKOUT_RETURN_URL_HOSTS = env.list("CHECKOUT_RETURN_URL_HOSTS", default=["loca
 # A pending payment older than this is checked with YooKassa before its page is handed out again.
 CHECKOUT_RECHECK_PENDING_AFTER = env.int("CHECKOUT_RECHECK_PENDING_AFTER", default=15 * 60)
 
+# --- Refunds ----------------------------------------------------------------------------------
+
+# Within this many days of a paid period's start, a cancellation gets everything back.
+REFUND_FULL_WINDOW_DAYS = env.int("REFUND_FULL_WINDOW_DAYS", default=7)
+
 # --- Viewer authentication (JWTs issued by the cinema's Auth service) -----------------------
 
 JWT_SECRET = env.str("JWT_SECRET", default="")

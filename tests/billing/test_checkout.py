@@ -1,5 +1,6 @@
 """subscription_start_checkout against the sandbox: a row before every call, one payment per intent."""
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -18,6 +19,7 @@ from billing.errors import (
     ProviderUnavailable,
 )
 from billing.models import ClientRequest, Payment, PaymentKind, PaymentStatus, Subscription, SubscriptionStatus
+from graphql_api.auth import Viewer
 from sandbox.faults import ApiEffect, ApiFault
 from tests.helpers import pay_on_page, start_checkout
 
@@ -125,9 +127,7 @@ def test_the_same_key_with_other_input_is_refused_and_changes_nothing(viewer, pl
 
 
 def test_idempotency_keys_are_per_viewer(viewer, plan, sandbox):
-    from graphql_api.auth import Viewer
-
-    other = Viewer(id=__import__("uuid").uuid4(), email="other@example.com")
+    other = Viewer(id=uuid.uuid4(), email="other@example.com")
     mine = checkout(viewer, plan, idempotency_key="same-key")
 
     theirs = checkout(other, plan, idempotency_key="same-key")

@@ -1,0 +1,468 @@
+"""Cancellation and refunds: quote, refund once and only once, end the subscription when it succeeds.
+
+A refund row with its own Idempotence-Key is committed (under the payment's lock, with the sum of
+refunds checked) before YooKassa is asked; a retry sends the same key. A subscription canceled
+"now, with a refund" ends when the refund succeeds; a refund YooKassa cancels leaves it as it was.
+"""
+
+import logging
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from billing import clock, locks
+from billing.errors import (
+    AlreadyCanceled,
+    GatewayError,
+    NotFound,
+    NotRefundable,
+    ProviderRejected,
+    RefundInProgress,
+    SubscriptionNotActive,
+)
+from billing.gateway import get_gateway
+from billing.gateway.interface import NewRefund, ProviderRefund, ProviderRefundStatus, Receipt, ReceiptItem
+from billing.models import (
+    OPEN_REFUND_STATUSES,
+    ClientRequest,
+    IllegalTransition,
+    Payment,
+    PaymentStatus,
+    Refund,
+    RefundInitiator,
+    RefundStatus,
+    Subscription,
+    SubscriptionStatus,
+)
+from billing.money import Money
+from billing.refund_policy import RefundQuote, RefundRule, refund_quote
+from billing.services.client_requests import (
+    client_request_check_key,
+    client_request_earlier,
+    client_request_fingerprint,
+)
+from billing.services.events import event_record
+
+logger = logging.getLogger(__name__)
+
+_ATTEMPTS = 5
+CANCELABLE_STATUSES = (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE)
+
+
+class CancelMode(StrEnum):
+    AT_PERIOD_END = "at_period_end"
+    NOW_WITH_REFUND = "now_with_refund"
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    subscription: Subscription
+    refund: Refund | None = None
+    # Set when YooKassa could not be reached: the refund keeps its key for the retry.
+    problem: GatewayError | None = None
+
+
+class UnknownProviderRefund(Exception):
+    """YooKassa told us about a refund this service never asked for."""
+
+
+# --- quotes --------------------------------------------------------------------------------------
+
+
+def subscription_refund_quote(*, subscription: Subscription) -> tuple[RefundQuote, Payment | None]:
+    """What canceling now would give back, and the payment it would come from."""
+    payment = _period_payment(subscription)
+    if payment is None or subscription.current_period_start is None:
+        zero = Money.zero(subscription.plan.currency)
+        return RefundQuote(zero, RefundRule.NOTHING_LEFT, subscription.current_period_end or clock.now(), 0, 0), None
+    quote = refund_quote(
+        paid=payment.money,
+        already_refunded=Money(payment.refunded_amount, payment.currency),
+        period_start=subscription.current_period_start,
+        period_end=subscription.current_period_end,
+        now=clock.now(),
+        full_refund_days=settings.REFUND_FULL_WINDOW_DAYS,
+        tz=ZoneInfo(settings.TIME_ZONE),
+    )
+    return quote, payment
+
+
+def _period_payment(subscription: Subscription) -> Payment | None:
+    """The payment that paid for the current period: the latest that succeeded."""
+    return subscription.payments.filter(status=PaymentStatus.SUCCEEDED).order_by("-paid_at").first()
+
+
+# --- the viewer cancels --------------------------------------------------------------------------
+
+
+def subscription_cancel(
+    *, viewer_id: uuid.UUID, subscription_id: uuid.UUID, mode: CancelMode, idempotency_key: str | None
+) -> CancelResult:
+    client_request_check_key(idempotency_key)
+    fingerprint = client_request_fingerprint("cancel_subscription", subscription_id, mode)
+    if mode is CancelMode.AT_PERIOD_END:
+        return _cancel_at_period_end(viewer_id, subscription_id, idempotency_key, fingerprint)
+    refund = _open_cancellation_refund(viewer_id, subscription_id, idempotency_key, fingerprint)
+    problem = None
+    if refund.status == RefundStatus.CREATING:
+        refund, problem = refund_create_at_provider(refund=refund)
+    return CancelResult(
+        subscription=Subscription.objects.select_related("plan").get(pk=subscription_id), refund=refund, problem=problem
+    )
+
+
+def _cancel_at_period_end(
+    viewer_id: uuid.UUID, subscription_id: uuid.UUID, idempotency_key: str | None, fingerprint: str
+) -> CancelResult:
+    """Stop renewing; access lasts to the period's end, when the expiry job ends the subscription."""
+    for _ in range(_ATTEMPTS):
+        try:
+            with transaction.atomic():
+                earlier = client_request_earlier(
+                    viewer_id=viewer_id,
+                    idempotency_key=idempotency_key,
+                    operation="cancel_subscription",
+                    fingerprint=fingerprint,
+                )
+                if earlier is not None:
+                    return CancelResult(subscription=Subscription.objects.get(pk=earlier.subscription_id))
+                subscription = _viewers(locks.subscriptions_for_update(), viewer_id, subscription_id)
+                _check_cancelable(subscription)
+                if subscription.cancel_at_period_end:
+                    raise AlreadyCanceled(
+                        f"The subscription already ends on {subscription.current_period_end:%Y-%m-%d}."
+                    )
+                if Refund.objects.filter(payment__subscription=subscription, status__in=OPEN_REFUND_STATUSES).exists():
+                    raise RefundInProgress("A refund for this subscription is under way.")
+                subscription.cancel_at_period_end = True
+                subscription.auto_renew = False
+                subscription.canceled_at = clock.now()
+                subscription.save(update_fields=["cancel_at_period_end", "auto_renew", "canceled_at", "updated_at"])
+                event_record(
+                    subscription, "subscription.cancel_scheduled", ends_at=subscription.current_period_end.isoformat()
+                )
+                _remember(viewer_id, idempotency_key, fingerprint, subscription)
+                return CancelResult(subscription=subscription)
+        except IntegrityError:
+            continue
+    raise RuntimeError(f"Cancellation of subscription {subscription_id} kept colliding with concurrent requests.")
+
+
+def _open_cancellation_refund(
+    viewer_id: uuid.UUID, subscription_id: uuid.UUID, idempotency_key: str | None, fingerprint: str
+) -> Refund:
+    """The refund that ends this subscription, committed before YooKassa is asked."""
+    for _ in range(_ATTEMPTS):
+        try:
+            with transaction.atomic():
+                earlier = client_request_earlier(
+                    viewer_id=viewer_id,
+                    idempotency_key=idempotency_key,
+                    operation="cancel_subscription",
+                    fingerprint=fingerprint,
+                )
+                if earlier is not None:
+                    return Refund.objects.select_related("payment").get(pk=earlier.refund_id)
+                subscription = _viewers(Subscription.objects.select_related("plan"), viewer_id, subscription_id)
+                payment = _period_payment(subscription)
+                if payment is None:
+                    raise SubscriptionNotActive("Nothing was paid for this subscription yet.")
+                payment = locks.payments_for_update().get(pk=payment.pk)
+                subscription = locks.subscriptions_for_update().get(pk=subscription.pk)
+                _check_cancelable(subscription)
+                refund = _refund_in_flight(payment)
+                if refund is None:
+                    quote, _ = subscription_refund_quote(subscription=subscription)
+                    if not quote.refundable:
+                        raise NotRefundable(
+                            "Nothing is left to refund for this period; cancel at the period's end instead."
+                        )
+                    refund = _new_refund(
+                        payment,
+                        quote.amount,
+                        reason=f"Subscription canceled by the viewer ({quote.rule}).",
+                        initiator=RefundInitiator.VIEWER,
+                        ends_subscription=True,
+                    )
+                _remember(viewer_id, idempotency_key, fingerprint, subscription, refund=refund)
+                return refund
+        except IntegrityError:
+            continue
+    raise RuntimeError(f"Cancellation of subscription {subscription_id} kept colliding with concurrent requests.")
+
+
+def _refund_in_flight(payment: Payment) -> Refund | None:
+    """A cancellation refund that never reached YooKassa is driven again; any other blocks a new one."""
+    in_flight = payment.refunds.filter(status__in=OPEN_REFUND_STATUSES).first()
+    if in_flight is None:
+        return None
+    if in_flight.status == RefundStatus.CREATING and in_flight.ends_subscription:
+        return in_flight
+    raise RefundInProgress("A refund for this payment is under way; its result comes shortly.")
+
+
+def _check_cancelable(subscription: Subscription) -> None:
+    if subscription.status in (SubscriptionStatus.CANCELED, SubscriptionStatus.EXPIRED):
+        raise AlreadyCanceled("The subscription has already ended.")
+    if subscription.status not in CANCELABLE_STATUSES:
+        raise SubscriptionNotActive("The subscription is not active.")
+
+
+def _viewers(queryset, viewer_id: uuid.UUID, subscription_id: uuid.UUID) -> Subscription:
+    subscription = queryset.filter(pk=subscription_id, viewer_id=viewer_id).first()
+    if subscription is None:
+        raise NotFound("There is no such subscription.", field="subscriptionId")
+    return subscription
+
+
+def _remember(
+    viewer_id: uuid.UUID,
+    idempotency_key: str | None,
+    fingerprint: str,
+    subscription: Subscription,
+    *,
+    refund: Refund | None = None,
+) -> None:
+    if idempotency_key is not None:
+        ClientRequest.objects.create(
+            viewer_id=viewer_id,
+            key=idempotency_key,
+            operation="cancel_subscription",
+            fingerprint=fingerprint,
+            subscription=subscription,
+            refund=refund,
+        )
+
+
+# --- operators ---------------------------------------------------------------------------------
+
+
+def subscription_cancel_with_refund_by_operator(*, subscription_id: uuid.UUID, operator, reason: str) -> CancelResult:
+    """The admin's "cancel now with the policy's refund", recorded as the operator's."""
+    with transaction.atomic():
+        subscription = Subscription.objects.select_related("plan").get(pk=subscription_id)
+        payment = _period_payment(subscription)
+        if payment is None:
+            raise SubscriptionNotActive("Nothing was paid for this subscription yet.")
+        payment = locks.payments_for_update().get(pk=payment.pk)
+        subscription = locks.subscriptions_for_update().get(pk=subscription.pk)
+        _check_cancelable(subscription)
+        if payment.refunds.filter(status__in=OPEN_REFUND_STATUSES).exists():
+            raise RefundInProgress("A refund for this payment is under way.")
+        quote, _ = subscription_refund_quote(subscription=subscription)
+        if not quote.refundable:
+            raise NotRefundable("Nothing is left to refund for this period.")
+        refund = _new_refund(
+            payment,
+            quote.amount,
+            reason=reason,
+            initiator=RefundInitiator.OPERATOR,
+            operator=operator,
+            ends_subscription=True,
+        )
+    refund, problem = refund_create_at_provider(refund=refund)
+    subscription.refresh_from_db()
+    return CancelResult(subscription=subscription, refund=refund, problem=problem)
+
+
+def payment_refund_by_operator(
+    *, payment_id: uuid.UUID, operator, reason: str, amount: Money | None = None
+) -> tuple[Refund, GatewayError | None]:
+    """Give back what is left of a payment (or part of it); the subscription is not touched."""
+    with transaction.atomic():
+        payment = locks.payments_for_update().get(pk=payment_id)
+        if payment.status != PaymentStatus.SUCCEEDED:
+            raise NotRefundable("Only a succeeded payment can be refunded.")
+        if payment.refunds.filter(status__in=OPEN_REFUND_STATUSES).exists():
+            raise RefundInProgress("A refund for this payment is under way.")
+        left = payment.money - Money(payment.refunded_amount, payment.currency)
+        amount = amount or left
+        if not Money.zero(payment.currency) < amount <= left:
+            raise NotRefundable(f"Between 0.01 and {left} can be refunded.", field="amount")
+        refund = _new_refund(payment, amount, reason=reason, initiator=RefundInitiator.OPERATOR, operator=operator)
+    return refund_create_at_provider(refund=refund)
+
+
+# --- refunds at YooKassa -----------------------------------------------------------------------
+
+
+def _new_refund(
+    payment: Payment,
+    amount: Money,
+    *,
+    reason: str,
+    initiator: RefundInitiator,
+    operator=None,
+    ends_subscription: bool = False,
+) -> Refund:
+    """Call with the payment locked: what is refunded or in flight never exceeds what was paid."""
+    in_flight = sum((refund.amount for refund in payment.refunds.filter(status__in=OPEN_REFUND_STATUSES)), start=0)
+    if payment.refunded_amount + in_flight + amount.amount > payment.amount:
+        raise NotRefundable("That is more than is left of the payment.")
+    refund_id = uuid.uuid4()
+    refund = Refund.objects.create(
+        id=refund_id,
+        payment=payment,
+        amount=amount.amount,
+        currency=amount.currency,
+        idempotence_key=f"refund-{refund_id}",
+        reason=reason[:250],
+        initiator=initiator,
+        operator=operator,
+        ends_subscription=ends_subscription,
+    )
+    event_record(payment.subscription, "refund.created", payment=payment, refund=refund, amount=str(refund.amount))
+    return refund
+
+
+def refund_create_at_provider(*, refund: Refund) -> tuple[Refund, GatewayError | None]:
+    """Ask YooKassa for the refund under its own key (the first time, or again after a failure)."""
+    try:
+        provider_refund = get_gateway().create_refund(
+            _new_refund_request(refund), idempotence_key=refund.idempotence_key
+        )
+    except ProviderRejected as error:
+        if error.parameter == "Idempotence-Key":
+            logger.error("YooKassa refused the key of refund %s: %s", refund.id, error)
+            return refund, error
+        return refund_mark_rejected(refund=refund, error=error), error
+    except GatewayError as error:
+        logger.warning("Refund %s not confirmed by YooKassa yet (%s); it keeps its key", refund.id, error)
+        return refund, error
+    return refund_apply_provider_state(provider_refund=provider_refund), None
+
+
+def _new_refund_request(refund: Refund) -> NewRefund:
+    """Only from the rows, so a retry is the very same request."""
+    payment = refund.payment
+    receipt = None
+    if payment.receipt_email:
+        receipt = Receipt(
+            customer_email=payment.receipt_email,
+            items=(
+                ReceiptItem(
+                    description=payment.description, unit_price=refund.money, vat_code=payment.receipt_vat_code
+                ),
+            ),
+        )
+    return NewRefund(
+        provider_payment_id=payment.provider_payment_id,
+        amount=refund.money,
+        description=refund.reason,
+        metadata={"refund_id": str(refund.id), "payment_id": str(payment.id)},
+        receipt=receipt,
+    )
+
+
+def refund_refresh(*, provider_refund_id: str) -> Refund:
+    """Fetch the refund from YooKassa and apply what it says (webhooks, reconciliation)."""
+    return refund_apply_provider_state(provider_refund=get_gateway().get_refund(provider_refund_id))
+
+
+def refund_apply_provider_state(*, provider_refund: ProviderRefund) -> Refund:
+    """Bring the refund (its payment, and the subscription it ends) to what YooKassa's API says."""
+    with transaction.atomic():
+        found = _find_refund(provider_refund)
+        payment = locks.payments_for_update().get(pk=found.payment_id)
+        refund = locks.refunds_for_update().get(pk=found.pk)
+        refund.payment = payment
+        fields = []
+        if refund.provider_refund_id != provider_refund.id:
+            refund.provider_refund_id = provider_refund.id
+            fields.append("provider_refund_id")
+        if refund.provider_object != provider_refund.raw:
+            refund.provider_object = dict(provider_refund.raw)
+            fields.append("provider_object")
+        target = {
+            ProviderRefundStatus.PENDING: RefundStatus.PENDING,
+            ProviderRefundStatus.SUCCEEDED: RefundStatus.SUCCEEDED,
+            ProviderRefundStatus.CANCELED: RefundStatus.CANCELED,
+        }[provider_refund.status]
+        if target == refund.status:
+            if fields:
+                refund.save(update_fields=[*fields, "updated_at"])
+            return refund
+        try:
+            refund.move_to(target)
+        except IllegalTransition:
+            logger.error("YooKassa says refund %s is %s but it is %s here", refund.id, target, refund.status)
+            event_record(payment.subscription, "refund.provider_conflict", payment=payment, refund=refund)
+            return refund
+        fields.append("status")
+        if target == RefundStatus.SUCCEEDED:
+            refund.refunded_at = clock.now()
+            fields.append("refunded_at")
+            payment.refunded_amount += refund.amount
+            payment.save(update_fields=["refunded_amount", "updated_at"])
+            event_record(
+                payment.subscription, "refund.succeeded", payment=payment, refund=refund, amount=str(refund.amount)
+            )
+            if refund.ends_subscription:
+                _end_subscription(payment, refund)
+        elif target == RefundStatus.CANCELED:
+            if provider_refund.cancellation is not None:
+                refund.cancellation_party = provider_refund.cancellation.party
+                refund.cancellation_reason = provider_refund.cancellation.reason
+                fields += ["cancellation_party", "cancellation_reason"]
+            logger.warning("YooKassa canceled refund %s (%s)", refund.id, refund.cancellation_reason)
+            event_record(
+                payment.subscription,
+                "refund.canceled",
+                payment=payment,
+                refund=refund,
+                reason=refund.cancellation_reason,
+            )
+        refund.save(update_fields=[*fields, "updated_at"])
+        return refund
+
+
+def refund_mark_rejected(*, refund: Refund, error: ProviderRejected) -> Refund:
+    """YooKassa refused the refund: it never existed there; the subscription stays as it was."""
+    with transaction.atomic():
+        payment = locks.payments_for_update().get(pk=refund.payment_id)
+        refund = locks.refunds_for_update().get(pk=refund.pk)
+        if refund.status != RefundStatus.CREATING:
+            return refund
+        refund.move_to(RefundStatus.CANCELED)
+        refund.cancellation_party = "billing"
+        refund.cancellation_reason = "rejected_by_provider"
+        refund.provider_object = {"error": {"code": error.provider_code, "description": error.message}}
+        refund.save(
+            update_fields=["status", "cancellation_party", "cancellation_reason", "provider_object", "updated_at"]
+        )
+        event_record(
+            payment.subscription, "refund.canceled", payment=payment, refund=refund, reason="rejected_by_provider"
+        )
+    return refund
+
+
+def _find_refund(provider_refund: ProviderRefund) -> Refund:
+    refund = Refund.objects.filter(provider_refund_id=provider_refund.id).first()
+    if refund is None:
+        # Asked for, but the process died before it recorded YooKassa's answer.
+        try:
+            local_id = uuid.UUID(provider_refund.metadata.get("refund_id", ""))
+        except ValueError:
+            local_id = None
+        refund = Refund.objects.filter(pk=local_id).first() if local_id else None
+        if refund is not None and refund.provider_refund_id not in (None, provider_refund.id):
+            refund = None
+    if refund is None:
+        raise UnknownProviderRefund(f"YooKassa refund {provider_refund.id} is not one of ours.")
+    return refund
+
+
+def _end_subscription(payment: Payment, refund: Refund) -> None:
+    subscription = locks.subscriptions_for_update().get(pk=payment.subscription_id)
+    if subscription.status not in CANCELABLE_STATUSES:
+        return
+    subscription.move_to(SubscriptionStatus.CANCELED)
+    subscription.canceled_at = clock.now()
+    subscription.auto_renew = False
+    subscription.cancel_at_period_end = False
+    subscription.save()
+    event_record(subscription, "subscription.canceled", payment=payment, refund=refund, refunded=str(refund.amount))
