@@ -1,12 +1,67 @@
-"""Operators read everything here; changes go through billing's services (actions come with them)."""
+"""Operators read everything here; the only changes are actions that go through billing's services."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.template.response import TemplateResponse
 
-from billing.models import BillingEvent, ClientRequest, Payment, PaymentMethod, Subscription
+from billing import services
+from billing.errors import BillingError
+from billing.models import BillingEvent, ClientRequest, Payment, PaymentMethod, Refund, Subscription
+from billing.money import Money
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class RefundPermission:
+    """Refund actions need the permission to add refunds."""
+
+    def has_refund_permission(self, request) -> bool:
+        return request.user.has_perm("billing.add_refund")
+
+
+def _confirm(modeladmin, request, *, rows, action, title, explanation, submit_label) -> TemplateResponse:
+    return TemplateResponse(
+        request,
+        "admin/billing/confirm_refunds.html",
+        {
+            **modeladmin.admin_site.each_context(request),
+            "opts": modeladmin.model._meta,
+            "rows": rows,
+            "action": action,
+            "title": title,
+            "explanation": explanation,
+            "submit_label": submit_label,
+        },
+    )
+
+
+def _report(modeladmin, request, target, refund, problem) -> None:
+    if problem is not None:
+        modeladmin.message_user(
+            request, f"{target}: refund {refund.pk} is {refund.status}: {problem.message}", messages.WARNING
+        )
+    else:
+        modeladmin.message_user(request, f"{target}: refund of {refund.money} is {refund.status}.", messages.SUCCESS)
+
+
+class RefundInline(admin.TabularInline):
+    model = Refund
+    fk_name = "payment"
+    fields = ["created_at", "amount", "currency", "status", "initiator", "operator", "reason", "cancellation_reason"]
+    readonly_fields = fields
+    extra = 0
+    show_change_link = True
+    ordering = ["-created_at"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
@@ -35,17 +90,69 @@ class PaymentInline(admin.TabularInline):
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(ReadOnlyAdmin):
-    list_display = ["id", "viewer_email", "plan", "status", "current_period_end", "auto_renew", "created_at"]
-    list_filter = ["status", "plan", "auto_renew"]
+class SubscriptionAdmin(RefundPermission, ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "viewer_email",
+        "plan",
+        "status",
+        "current_period_end",
+        "auto_renew",
+        "cancel_at_period_end",
+        "created_at",
+    ]
+    list_filter = ["status", "plan", "auto_renew", "cancel_at_period_end"]
+    actions = ["cancel_with_refund"]
     search_fields = ["=id", "viewer_id", "viewer_email", "payments__provider_payment_id"]
     list_select_related = ["plan"]
     date_hierarchy = "created_at"
     inlines = [PaymentInline]
 
+    @admin.action(description="Cancel now, refunding per the refund rule", permissions=["refund"])
+    def cancel_with_refund(self, request, queryset):
+        if request.POST.get("confirm") != "yes":
+            rows = []
+            for subscription in queryset.select_related("plan"):
+                quote, payment = services.subscription_refund_quote(subscription=subscription)
+                rows.append(
+                    {
+                        "object": subscription,
+                        "email": subscription.viewer_email,
+                        "viewer_id": subscription.viewer_id,
+                        "paid": payment.money if payment else "-",
+                        "refund": quote.amount,
+                        "rule": quote.rule,
+                    }
+                )
+            return _confirm(
+                self,
+                request,
+                rows=rows,
+                action="cancel_with_refund",
+                title="Cancel now with a refund",
+                explanation=(
+                    "Each subscription ends when its refund succeeds; a refund YooKassa refuses leaves it as it is."
+                ),
+                submit_label="Refund and cancel",
+            )
+        reason = request.POST.get("reason", "").strip()
+        if not reason:
+            self.message_user(request, "A reason is required.", messages.ERROR)
+            return None
+        for subscription in queryset:
+            try:
+                result = services.subscription_cancel_with_refund_by_operator(
+                    subscription_id=subscription.pk, operator=request.user, reason=reason
+                )
+            except BillingError as error:
+                self.message_user(request, f"{subscription}: {error.message}", messages.ERROR)
+                continue
+            _report(self, request, subscription, result.refund, result.problem)
+        return None
+
 
 @admin.register(Payment)
-class PaymentAdmin(ReadOnlyAdmin):
+class PaymentAdmin(RefundPermission, ReadOnlyAdmin):
     list_display = [
         "created_at",
         "subscription_email",
@@ -61,6 +168,46 @@ class PaymentAdmin(ReadOnlyAdmin):
     search_fields = ["=id", "viewer_id", "subscription__viewer_email", "provider_payment_id", "idempotence_key"]
     list_select_related = ["subscription__plan"]
     date_hierarchy = "created_at"
+    inlines = [RefundInline]
+    actions = ["refund_remainder"]
+
+    @admin.action(description="Refund what is left of the payment (the subscription stays)", permissions=["refund"])
+    def refund_remainder(self, request, queryset):
+        if request.POST.get("confirm") != "yes":
+            rows = [
+                {
+                    "object": payment,
+                    "email": payment.subscription.viewer_email,
+                    "viewer_id": payment.viewer_id,
+                    "paid": payment.money,
+                    "refund": payment.money - Money(payment.refunded_amount, payment.currency),
+                    "rule": "the remainder",
+                }
+                for payment in queryset.select_related("subscription")
+            ]
+            return _confirm(
+                self,
+                request,
+                rows=rows,
+                action="refund_remainder",
+                title="Refund payments",
+                explanation="Gives back what is left of each payment; subscriptions are not changed.",
+                submit_label="Refund",
+            )
+        reason = request.POST.get("reason", "").strip()
+        if not reason:
+            self.message_user(request, "A reason is required.", messages.ERROR)
+            return None
+        for payment in queryset:
+            try:
+                refund, problem = services.payment_refund_by_operator(
+                    payment_id=payment.pk, operator=request.user, reason=reason
+                )
+            except BillingError as error:
+                self.message_user(request, f"{payment}: {error.message}", messages.ERROR)
+                continue
+            _report(self, request, payment, refund, problem)
+        return None
 
     @admin.display(description="viewer email", ordering="subscription__viewer_email")
     def subscription_email(self, payment: Payment) -> str:
@@ -69,6 +216,21 @@ class PaymentAdmin(ReadOnlyAdmin):
     @admin.display(ordering="subscription__plan")
     def plan(self, payment: Payment) -> str:
         return payment.subscription.plan.name
+
+
+@admin.register(Refund)
+class RefundAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "payment", "amount", "currency", "status", "initiator", "operator", "reason"]
+    list_filter = ["status", "initiator", "cancellation_reason"]
+    search_fields = [
+        "=id",
+        "provider_refund_id",
+        "payment__provider_payment_id",
+        "payment__viewer_id",
+        "payment__subscription__viewer_email",
+    ]
+    list_select_related = ["payment", "operator"]
+    date_hierarchy = "created_at"
 
 
 @admin.register(PaymentMethod)
