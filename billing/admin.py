@@ -10,6 +10,9 @@ from billing.money import Money
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
+    def get_readonly_fields(self, request, obj=None) -> list[str]:
+        return [field.name for field in self.model._meta.fields]
+
     def has_add_permission(self, request) -> bool:
         return False
 

@@ -92,8 +92,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-# Django 6's default for URLs typed without a scheme, opted into now.
-FORMS_URLFIELD_ASSUME_HTTPS = True
 
 # --- Internationalisation -------------------------------------------------------------------
 
