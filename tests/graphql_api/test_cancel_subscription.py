@@ -1,0 +1,166 @@
+"""refundQuote and cancelSubscription over GraphQL: typed errors, and errors change nothing."""
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from strawberry.relay import to_base64
+
+from billing import clock, services
+from billing.models import Refund, SubscriptionStatus
+from tests.helpers import make_token, pay_on_page, start_checkout
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sandbox")]
+
+QUOTE = "query($id: ID!) { refundQuote(subscriptionId: $id) { amount { amount currency } rule periodEnd refundable } }"
+CANCEL = """
+mutation($input: CancelSubscriptionInput!) {
+  cancelSubscription(input: $input) {
+    subscription { status cancelAtPeriodEnd autoRenew canceledAt }
+    refund { status amount { amount currency } }
+    errors { code field message }
+  }
+}
+"""
+
+
+@pytest.fixture
+def active(viewer, plan):
+    payment = start_checkout(viewer, plan).payment
+    pay_on_page(payment.confirmation_url, "5555555555554444")
+    subscription = services.payment_refresh(provider_payment_id=payment.provider_payment_id).subscription
+    subscription.refresh_from_db()
+    return subscription
+
+
+def cancel(graphql, token, subscription_id, mode="NOW_WITH_REFUND", key=None):
+    variables = {"input": {"subscriptionId": subscription_id, "mode": mode, "idempotencyKey": key}}
+    return graphql.execute(CANCEL, variables, token=token)["data"]["cancelSubscription"]
+
+
+def test_the_quote_on_day_zero_is_everything(graphql, token, active):
+    answer = graphql.execute(QUOTE, {"id": to_base64("PlanSubscription", active.pk)}, token=token)
+
+    assert answer["data"]["refundQuote"] == {
+        "amount": {"amount": "299.00", "currency": "RUB"},
+        "rule": "FULL",
+        "periodEnd": active.current_period_end.isoformat(),
+        "refundable": True,
+    }
+
+
+def test_the_quote_on_the_last_day_is_nothing(graphql, token, active):
+    with clock.travel_to(active.current_period_end - timedelta(hours=1)):
+        answer = graphql.execute(QUOTE, {"id": to_base64("PlanSubscription", active.pk)}, token=token)
+
+    assert answer["data"]["refundQuote"]["rule"] == "NOTHING_LEFT"
+    assert answer["data"]["refundQuote"]["refundable"] is False
+
+
+def test_someone_elses_subscription_has_no_quote(graphql, active):
+    answer = graphql.execute(QUOTE, {"id": to_base64("PlanSubscription", active.pk)}, token=make_token(uuid.uuid4()))
+
+    assert answer == {"data": {"refundQuote": None}}
+
+
+def test_cancel_now_with_refund(graphql, token, active):
+    payload = cancel(graphql, token, to_base64("PlanSubscription", active.pk))
+
+    assert payload["errors"] == []
+    assert payload["refund"] == {"status": "SUCCEEDED", "amount": {"amount": "299.00", "currency": "RUB"}}
+    assert payload["subscription"]["status"] == "CANCELED"
+    assert payload["subscription"]["autoRenew"] is False
+    assert graphql.execute("{ me { activeSubscription { id } } }", token=token)["data"]["me"] == {
+        "activeSubscription": None
+    }
+
+
+def test_the_payment_shows_its_refunds(graphql, token, active):
+    cancel(graphql, token, to_base64("PlanSubscription", active.pk))
+    payment = active.payments.get()
+
+    answer = graphql.execute(
+        "query($id: ID!) { payment(id: $id) { refundedAmount { amount } refunds { status amount { amount } } } }",
+        {"id": to_base64("Payment", payment.pk)},
+        token=token,
+    )
+
+    assert answer["data"]["payment"] == {
+        "refundedAmount": {"amount": "299.00"},
+        "refunds": [{"status": "SUCCEEDED", "amount": {"amount": "299.00"}}],
+    }
+
+
+def test_cancel_at_period_end(graphql, token, active):
+    payload = cancel(graphql, token, to_base64("PlanSubscription", active.pk), mode="AT_PERIOD_END")
+
+    assert payload["errors"] == []
+    assert payload["refund"] is None
+    assert payload["subscription"]["status"] == "ACTIVE"
+    assert payload["subscription"]["cancelAtPeriodEnd"] is True
+    assert payload["subscription"]["canceledAt"] is not None
+
+
+@pytest.mark.parametrize(
+    ("subscription_id", "code"),
+    [
+        (lambda active: to_base64("PlanSubscription", uuid.uuid4()), "NOT_FOUND"),
+        (lambda active: to_base64("Payment", active.pk), "NOT_FOUND"),
+        (lambda active: "not a relay id at all", None),
+    ],
+)
+def test_a_wrong_id_is_not_found_and_changes_nothing(graphql, token, active, subscription_id, code):
+    answer = graphql.execute(
+        CANCEL, {"input": {"subscriptionId": subscription_id(active), "mode": "NOW_WITH_REFUND"}}, token=token
+    )
+
+    if code is None:
+        assert answer["errors"]
+    else:
+        payload = answer["data"]["cancelSubscription"]
+        assert [(error["code"], error["field"]) for error in payload["errors"]] == [(code, "subscriptionId")]
+    active.refresh_from_db()
+    assert active.status == SubscriptionStatus.ACTIVE
+    assert Refund.objects.count() == 0
+
+
+def test_another_viewers_subscription_is_not_found(graphql, active):
+    payload = cancel(graphql, make_token(uuid.uuid4()), to_base64("PlanSubscription", active.pk))
+
+    assert [error["code"] for error in payload["errors"]] == ["NOT_FOUND"]
+    assert Refund.objects.count() == 0
+
+
+def test_on_the_last_day_the_refund_is_refused_and_nothing_changes(graphql, token, active, sandbox):
+    with clock.travel_to(active.current_period_end - timedelta(hours=1)):
+        payload = cancel(graphql, token, to_base64("PlanSubscription", active.pk))
+
+    assert [error["code"] for error in payload["errors"]] == ["NOT_REFUNDABLE"]
+    assert payload["subscription"] is None
+    active.refresh_from_db()
+    assert active.status == SubscriptionStatus.ACTIVE
+    assert sandbox.store.count_refunds() == 0
+
+
+def test_canceling_twice_is_already_canceled(graphql, token, active):
+    cancel(graphql, token, to_base64("PlanSubscription", active.pk))
+
+    payload = cancel(graphql, token, to_base64("PlanSubscription", active.pk))
+
+    assert [error["code"] for error in payload["errors"]] == ["ALREADY_CANCELED"]
+
+
+def test_an_unreachable_yookassa_is_reported_with_the_refund_that_will_be_finished(graphql, token, active, sandbox):
+    from sandbox.faults import ApiEffect, ApiFault
+
+    sandbox.faults.add(ApiFault(ApiEffect.ERROR_500, kind="refunds.create", applied=False))
+
+    payload = cancel(graphql, token, to_base64("PlanSubscription", active.pk), key="k-1")
+
+    assert [error["code"] for error in payload["errors"]] == ["PROVIDER_UNAVAILABLE"]
+    assert payload["refund"]["status"] == "CREATING"
+    assert payload["subscription"]["status"] == "ACTIVE"
+    again = cancel(graphql, token, to_base64("PlanSubscription", active.pk), key="k-1")
+    assert again["refund"]["status"] == "SUCCEEDED"
+    assert again["subscription"]["status"] == "CANCELED"
+    assert sandbox.store.count_refunds() == 1
