@@ -81,7 +81,8 @@ def subscription_refund_quote(*, subscription: Subscription) -> tuple[RefundQuot
         return RefundQuote(zero, RefundRule.NOTHING_LEFT, subscription.current_period_end or clock.now(), 0, 0), None
     quote = refund_quote(
         paid=payment.money,
-        already_refunded=Money(payment.refunded_amount, payment.currency),
+        # What is being refunded right now is not on offer again.
+        already_refunded=Money(payment.refunded_amount + _in_flight_amount(payment), payment.currency),
         period_start=subscription.current_period_start,
         period_end=subscription.current_period_end,
         now=clock.now(),
@@ -89,6 +90,10 @@ def subscription_refund_quote(*, subscription: Subscription) -> tuple[RefundQuot
         tz=ZoneInfo(settings.TIME_ZONE),
     )
     return quote, payment
+
+
+def _in_flight_amount(payment: Payment):
+    return sum((refund.amount for refund in payment.refunds.filter(status__in=OPEN_REFUND_STATUSES)), start=0)
 
 
 def _period_payment(subscription: Subscription) -> Payment | None:
@@ -131,6 +136,15 @@ def _cancel_at_period_end(
                 if earlier is not None:
                     return CancelResult(subscription=Subscription.objects.get(pk=earlier.subscription_id))
                 subscription = _viewers(locks.subscriptions_for_update(), viewer_id, subscription_id)
+                # Under the lock: the first request under this key may have committed while we waited.
+                earlier = client_request_earlier(
+                    viewer_id=viewer_id,
+                    idempotency_key=idempotency_key,
+                    operation="cancel_subscription",
+                    fingerprint=fingerprint,
+                )
+                if earlier is not None:
+                    return CancelResult(subscription=Subscription.objects.get(pk=earlier.subscription_id))
                 _check_cancelable(subscription)
                 if subscription.cancel_at_period_end:
                     raise AlreadyCanceled(
@@ -173,6 +187,15 @@ def _open_cancellation_refund(
                     raise SubscriptionNotActive("Nothing was paid for this subscription yet.")
                 payment = locks.payments_for_update().get(pk=payment.pk)
                 subscription = locks.subscriptions_for_update().get(pk=subscription.pk)
+                # Under the locks: the first request under this key may have committed while we waited.
+                earlier = client_request_earlier(
+                    viewer_id=viewer_id,
+                    idempotency_key=idempotency_key,
+                    operation="cancel_subscription",
+                    fingerprint=fingerprint,
+                )
+                if earlier is not None:
+                    return Refund.objects.select_related("payment").get(pk=earlier.refund_id)
                 _check_cancelable(subscription)
                 refund = _refund_in_flight(payment)
                 if refund is None:
@@ -300,8 +323,7 @@ def _new_refund(
     ends_subscription: bool = False,
 ) -> Refund:
     """Call with the payment locked: what is refunded or in flight never exceeds what was paid."""
-    in_flight = sum((refund.amount for refund in payment.refunds.filter(status__in=OPEN_REFUND_STATUSES)), start=0)
-    if payment.refunded_amount + in_flight + amount.amount > payment.amount:
+    if payment.refunded_amount + _in_flight_amount(payment) + amount.amount > payment.amount:
         raise NotRefundable("That is more than is left of the payment.")
     refund_id = uuid.uuid4()
     refund = Refund.objects.create(
