@@ -19,6 +19,7 @@ class ErrorCode(StrEnum):
     ALREADY_CANCELED = "already_canceled"
     NOT_REFUNDABLE = "not_refundable"
     REFUND_IN_PROGRESS = "refund_in_progress"
+    NO_PAYMENT_METHOD = "no_payment_method"
     PROVIDER_UNAVAILABLE = "provider_unavailable"
     PROVIDER_REJECTED = "provider_rejected"
     PROVIDER_OBJECT_NOT_FOUND = "provider_object_not_found"
@@ -79,6 +80,10 @@ class NotRefundable(BillingError):
 
 class RefundInProgress(BillingError):
     code = ErrorCode.REFUND_IN_PROGRESS
+
+
+class NoPaymentMethod(BillingError):
+    code = ErrorCode.NO_PAYMENT_METHOD
 
 
 class GatewayError(BillingError):

@@ -5,6 +5,7 @@ apply them under a row lock or a conditional UPDATE, so two processes can never 
 """
 
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -76,6 +77,12 @@ class Subscription(models.Model):
     # The viewer canceled: access lasts to the period's end, then the subscription ends.
     cancel_at_period_end = models.BooleanField(default=False)
     canceled_at = models.DateTimeField(null=True, blank=True)
+    # Dunning: failed renewal attempts for the current period, since when, and the next try.
+    renewal_failures = models.PositiveSmallIntegerField(default=0)
+    past_due_since = models.DateTimeField(null=True, blank=True)
+    next_renewal_attempt_at = models.DateTimeField(null=True, blank=True)
+    # The period end the upcoming-renewal notice was recorded for (one notice per period).
+    renewal_notice_for = models.DateTimeField(null=True, blank=True)
     payment_method = models.ForeignKey(
         PaymentMethod, on_delete=models.SET_NULL, null=True, blank=True, related_name="subscriptions"
     )
@@ -104,7 +111,19 @@ class Subscription(models.Model):
                 condition=~Q(cancel_at_period_end=True, auto_renew=True), name="subscription_ending_does_not_renew"
             ),
         ]
-        indexes = [models.Index(fields=["viewer_id", "-created_at"], name="subscription_viewer_recent")]
+        indexes = [
+            models.Index(fields=["viewer_id", "-created_at"], name="subscription_viewer_recent"),
+            models.Index(
+                fields=["current_period_end"],
+                name="subscription_live_period_end",
+                condition=Q(status__in=[SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE]),
+            ),
+            models.Index(
+                fields=["next_renewal_attempt_at"],
+                name="subscription_dunning_due",
+                condition=Q(status=SubscriptionStatus.PAST_DUE),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.plan.name} for {self.viewer_id} ({self.status})"
@@ -133,6 +152,8 @@ class PaymentStatus(models.TextChoices):
 
 
 OPEN_PAYMENT_STATUSES = (PaymentStatus.CREATING, PaymentStatus.PENDING)
+# An open payment or refund is first looked up at YooKassa this long after it was created.
+FIRST_PROVIDER_CHECK = timedelta(minutes=5)
 PAYMENT_TRANSITIONS = {
     PaymentStatus.CREATING: {PaymentStatus.PENDING, PaymentStatus.SUCCEEDED, PaymentStatus.CANCELED},
     PaymentStatus.PENDING: {PaymentStatus.SUCCEEDED, PaymentStatus.CANCELED},
@@ -169,6 +190,11 @@ class Payment(models.Model):
     paid_at = models.DateTimeField(null=True, blank=True)
     # The sum of this payment's succeeded refunds.
     refunded_amount = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0.00"))
+    # Renewals: the start of the period this payment pays for (the end of the one before).
+    period_start = models.DateTimeField(null=True, blank=True)
+    # Reconciliation: how often YooKassa was asked about this open payment, and when to ask next.
+    check_attempts = models.PositiveSmallIntegerField(default=0)
+    next_check_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -197,12 +223,23 @@ class Payment(models.Model):
                 condition=Q(status__in=OPEN_PAYMENT_STATUSES),
                 name="payment_one_open_per_subscription",
             ),
+            # One renewal charge per period: declined attempts (canceled) make way for retries.
+            models.UniqueConstraint(
+                fields=["subscription", "period_start"],
+                condition=Q(kind=PaymentKind.RENEWAL) & ~Q(status=PaymentStatus.CANCELED),
+                name="payment_one_renewal_per_period",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind=PaymentKind.RENEWAL) | Q(period_start__isnull=False, payment_method__isnull=False),
+                name="payment_renewal_has_period_and_method",
+            ),
         ]
         indexes = [
             models.Index(fields=["viewer_id", "-created_at", "-id"], name="payment_viewer_recent"),
+            # Reconciliation's queue: open payments by when to ask YooKassa about them next.
             models.Index(
-                fields=["status", "created_at"],
-                name="payment_open_by_age",
+                fields=["next_check_at"],
+                name="payment_open_next_check",
                 condition=Q(status__in=OPEN_PAYMENT_STATUSES),
             ),
         ]
@@ -243,6 +280,8 @@ REFUND_TRANSITIONS = {
 class RefundInitiator(models.TextChoices):
     VIEWER = "viewer", "Viewer"
     OPERATOR = "operator", "Operator"
+    # Billing itself: money that arrived for a subscription that had already ended.
+    SYSTEM = "system", "Billing"
 
 
 class Refund(models.Model):
@@ -266,6 +305,8 @@ class Refund(models.Model):
     cancellation_reason = models.CharField(max_length=64, blank=True)
     provider_object = models.JSONField(null=True, blank=True)
     refunded_at = models.DateTimeField(null=True, blank=True)
+    check_attempts = models.PositiveSmallIntegerField(default=0)
+    next_check_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -285,14 +326,14 @@ class Refund(models.Model):
                 name="refund_open_or_done_is_known_to_provider",
             ),
             models.CheckConstraint(
-                condition=Q(initiator="operator", operator__isnull=False)
-                | Q(initiator="viewer", operator__isnull=True),
+                condition=Q(initiator=RefundInitiator.OPERATOR, operator__isnull=False)
+                | (~Q(initiator=RefundInitiator.OPERATOR) & Q(operator__isnull=True)),
                 name="refund_operator_iff_operator_initiated",
             ),
         ]
         indexes = [
             models.Index(
-                fields=["status", "created_at"], name="refund_open_by_age", condition=Q(status__in=OPEN_REFUND_STATUSES)
+                fields=["next_check_at"], name="refund_open_next_check", condition=Q(status__in=OPEN_REFUND_STATUSES)
             )
         ]
 

@@ -1,10 +1,14 @@
 """Billing's reads, scoped to a viewer wherever a viewer asks."""
 
 import uuid
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db.models import QuerySet
 
+from billing import clock
 from billing.models import Payment, PaymentMethod, Refund, Subscription, SubscriptionStatus
+from billing.money import Money
 
 # Statuses in which the viewer may watch: past due keeps access through the grace period.
 ACCESS_STATUSES = (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE)
@@ -42,3 +46,17 @@ def subscription_get_for_viewer(*, viewer_id: uuid.UUID, subscription_id: uuid.U
 
 def refund_get_by_provider_id(*, provider_refund_id: str) -> Refund | None:
     return Refund.objects.filter(provider_refund_id=provider_refund_id).first()
+
+
+def subscription_next_payment(subscription: Subscription) -> tuple[datetime, Money] | None:
+    """When the saved card is charged next, and how much; None when it will not be."""
+    method = subscription.payment_method
+    if not subscription.auto_renew or subscription.cancel_at_period_end or method is None or not method.is_active:
+        return None
+    amount = Money(subscription.plan.price, subscription.plan.currency)
+    if subscription.status == SubscriptionStatus.PAST_DUE and subscription.next_renewal_attempt_at:
+        return max(subscription.next_renewal_attempt_at, clock.now()), amount
+    if subscription.status == SubscriptionStatus.ACTIVE:
+        charge_at = subscription.current_period_end - timedelta(hours=settings.RENEWAL_LEAD_TIME_HOURS)
+        return max(charge_at, clock.now()), amount
+    return None

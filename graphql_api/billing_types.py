@@ -6,7 +6,7 @@ import strawberry
 import strawberry_django
 from strawberry import auto, relay
 
-from billing import models, refund_policy
+from billing import models, refund_policy, selectors
 from graphql_api.common import Money
 from graphql_api.plans import PlanType
 
@@ -40,6 +40,24 @@ class SubscriptionType(relay.Node):
     canceled_at: datetime | None
     payment_method: PaymentMethodType | None
     created_at: auto
+
+    @strawberry_django.field(
+        only=["auto_renew", "cancel_at_period_end", "status", "current_period_end", "next_renewal_attempt_at"],
+        select_related=["plan", "payment_method"],
+        description="When the saved card is charged next; null when it will not be.",
+    )
+    def next_payment_at(self, root: models.Subscription) -> datetime | None:
+        next_payment = selectors.subscription_next_payment(root)
+        return next_payment[0] if next_payment else None
+
+    @strawberry_django.field(
+        only=["auto_renew", "cancel_at_period_end", "status", "current_period_end", "next_renewal_attempt_at"],
+        select_related=["plan", "payment_method"],
+        description="How much the next charge is (today's price of the plan); null when there is none.",
+    )
+    def next_payment_amount(self, root: models.Subscription) -> Money | None:
+        next_payment = selectors.subscription_next_payment(root)
+        return Money.of(next_payment[1]) if next_payment else None
 
 
 @strawberry_django.type(models.Refund, name="Refund")

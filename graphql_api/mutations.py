@@ -7,7 +7,7 @@ from strawberry.types import Info
 
 from billing import services
 from billing.errors import BillingError, InvalidInput, NotFound
-from graphql_api.billing_types import PaymentType, RefundType, SubscriptionType
+from graphql_api.billing_types import PaymentMethodType, PaymentType, RefundType, SubscriptionType
 from graphql_api.errors import PayloadError, error_fields
 from graphql_api.viewer import uuid_of
 
@@ -60,6 +60,39 @@ class CancelSubscriptionPayload:
     errors: list[CancelSubscriptionError] = strawberry.field(default_factory=list)
 
 
+@strawberry.input
+class SetAutoRenewInput:
+    subscription_id: relay.GlobalID
+    enabled: bool
+
+
+@strawberry.type
+class SetAutoRenewError(PayloadError):
+    pass
+
+
+@strawberry.type
+class SetAutoRenewPayload:
+    subscription: SubscriptionType | None = None
+    errors: list[SetAutoRenewError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class RemovePaymentMethodInput:
+    id: relay.GlobalID
+
+
+@strawberry.type
+class RemovePaymentMethodError(PayloadError):
+    pass
+
+
+@strawberry.type
+class RemovePaymentMethodPayload:
+    payment_method: PaymentMethodType | None = None
+    errors: list[RemovePaymentMethodError] = strawberry.field(default_factory=list)
+
+
 @strawberry.type
 class BillingMutations:
     @strawberry_django.mutation(
@@ -103,6 +136,38 @@ class BillingMutations:
             return CancelSubscriptionPayload(errors=[CancelSubscriptionError(**error_fields(error))])
         errors = [CancelSubscriptionError(**error_fields(result.problem))] if result.problem else []
         return CancelSubscriptionPayload(subscription=result.subscription, refund=result.refund, errors=errors)
+
+    @strawberry_django.mutation(
+        handle_django_errors=False,
+        description="Switch automatic renewal on (with the saved card) or off (the subscription ends with its period).",
+    )
+    def set_auto_renew(self, info: Info, input: SetAutoRenewInput) -> SetAutoRenewPayload:
+        viewer = info.context.viewer
+        try:
+            subscription_id = uuid_of(input.subscription_id, "PlanSubscription")
+            if subscription_id is None:
+                raise NotFound("There is no such subscription.", field="subscriptionId")
+            subscription = services.subscription_set_auto_renew(
+                viewer_id=viewer.id, subscription_id=subscription_id, enabled=input.enabled
+            )
+        except BillingError as error:
+            return SetAutoRenewPayload(errors=[SetAutoRenewError(**error_fields(error))])
+        return SetAutoRenewPayload(subscription=subscription)
+
+    @strawberry_django.mutation(
+        handle_django_errors=False,
+        description="Forget a saved card; subscriptions that renewed with it stop renewing.",
+    )
+    def remove_payment_method(self, info: Info, input: RemovePaymentMethodInput) -> RemovePaymentMethodPayload:
+        viewer = info.context.viewer
+        try:
+            method_id = uuid_of(input.id, "PaymentMethod")
+            if method_id is None:
+                raise NotFound("There is no such saved card.", field="id")
+            method = services.payment_method_remove(viewer_id=viewer.id, payment_method_id=method_id)
+        except BillingError as error:
+            return RemovePaymentMethodPayload(errors=[RemovePaymentMethodError(**error_fields(error))])
+        return RemovePaymentMethodPayload(payment_method=method)
 
 
 def _pk_of(global_id: relay.GlobalID, type_name: str, *, field: str) -> int:

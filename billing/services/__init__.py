@@ -3,6 +3,7 @@
 transaction, with a key already committed to the row it is about.
 """
 
+from billing.services.auto_renew import payment_method_remove, subscription_set_auto_renew
 from billing.services.checkout import CheckoutResult, subscription_start_checkout
 from billing.services.payments import (
     UnknownProviderPayment,
@@ -33,6 +34,7 @@ __all__ = [
     "payment_apply_provider_state",
     "payment_create_at_provider",
     "payment_mark_rejected",
+    "payment_method_remove",
     "payment_refresh",
     "payment_refund_by_operator",
     "refund_apply_provider_state",
@@ -41,5 +43,6 @@ __all__ = [
     "subscription_cancel",
     "subscription_cancel_with_refund_by_operator",
     "subscription_refund_quote",
+    "subscription_set_auto_renew",
     "subscription_start_checkout",
 ]

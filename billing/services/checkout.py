@@ -19,6 +19,7 @@ from billing.errors import (
     PlanNotFound,
 )
 from billing.models import (
+    FIRST_PROVIDER_CHECK,
     LIVE_SUBSCRIPTION_STATUSES,
     OPEN_PAYMENT_STATUSES,
     ClientRequest,
@@ -176,6 +177,7 @@ def _new_payment(subscription: Subscription, request: _Checkout) -> Payment:
         save_payment_method=request.save_payment_method,
         receipt_email=subscription.viewer_email if settings.YOOKASSA_RECEIPTS else "",
         receipt_vat_code=settings.YOOKASSA_VAT_CODE if settings.YOOKASSA_RECEIPTS else None,
+        next_check_at=clock.now() + FIRST_PROVIDER_CHECK,
     )
     event_record(
         subscription, "payment.created", payment=payment, amount=str(payment.amount), currency=payment.currency

@@ -10,15 +10,14 @@ from billing.errors import GatewayError, ProviderRejected
 from billing.gateway import get_gateway
 from billing.gateway.interface import NewPayment, ProviderPayment, ProviderPaymentStatus, Receipt, ReceiptItem
 from billing.models import (
-    OPEN_PAYMENT_STATUSES,
     IllegalTransition,
     Payment,
     PaymentKind,
     PaymentMethod,
     PaymentStatus,
-    SubscriptionStatus,
 )
 from billing.services.events import event_record
+from billing.services.subscriptions import subscription_on_payment_failed, subscription_on_payment_succeeded
 
 logger = logging.getLogger(__name__)
 
@@ -57,14 +56,24 @@ def _new_payment_request(payment: Payment) -> NewPayment:
                 ),
             ),
         )
+    metadata = {
+        "payment_id": str(payment.id),
+        "subscription_id": str(payment.subscription_id),
+        "viewer_id": str(payment.viewer_id),
+    }
+    if payment.kind == PaymentKind.RENEWAL:
+        # An autopayment: the saved card is charged at once, nobody confirms it.
+        return NewPayment(
+            amount=payment.money,
+            description=payment.description,
+            metadata=metadata,
+            payment_method_id=payment.payment_method.provider_method_id,
+            receipt=receipt,
+        )
     return NewPayment(
         amount=payment.money,
         description=payment.description,
-        metadata={
-            "payment_id": str(payment.id),
-            "subscription_id": str(payment.subscription_id),
-            "viewer_id": str(payment.viewer_id),
-        },
+        metadata=metadata,
         return_url=payment.return_url,
         save_payment_method=payment.save_payment_method,
         receipt=receipt,
@@ -117,18 +126,31 @@ def payment_apply_provider_state(*, provider_payment: ProviderPayment) -> Paymen
 
 def payment_mark_rejected(*, payment: Payment, error: ProviderRejected) -> Payment:
     """YooKassa refused to create the payment: it never existed there, so it ends here."""
+    return _close_never_created(
+        payment, reason="rejected_by_provider", detail={"code": error.provider_code, "description": error.message}
+    )
+
+
+def payment_close_unsent(*, payment: Payment) -> Payment:
+    """YooKassa never confirmed the payment, its key is forgotten and no payment carries its id:
+    it was never created, and no retry may create it now."""
+    return _close_never_created(payment, reason="never_reached_provider", detail={})
+
+
+def _close_never_created(payment: Payment, *, reason: str, detail: dict) -> Payment:
     with transaction.atomic():
         payment = locks.payments_for_update().get(pk=payment.pk)
         if payment.status != PaymentStatus.CREATING:
             return payment
         payment.move_to(PaymentStatus.CANCELED)
         payment.cancellation_party = "billing"
-        payment.cancellation_reason = "rejected_by_provider"
-        payment.provider_object = {"error": {"code": error.provider_code, "description": error.message}}
+        payment.cancellation_reason = reason
+        payment.provider_object = {"error": detail} if detail else None
         payment.save(
             update_fields=["status", "cancellation_party", "cancellation_reason", "provider_object", "updated_at"]
         )
-        _after_failed_attempt(payment)
+        event_record(payment.subscription, "payment.canceled", payment=payment, reason=reason)
+        subscription_on_payment_failed(payment)
     return payment
 
 
@@ -184,8 +206,7 @@ def _on_succeeded(payment: Payment, provider_payment: ProviderPayment) -> list[s
         payment.payment_method = _save_payment_method(payment.viewer_id, method)
         fields.append("payment_method")
     event_record(payment.subscription, "payment.succeeded", payment=payment, amount=str(payment.amount))
-    if payment.kind == PaymentKind.INITIAL:
-        _activate(payment)
+    subscription_on_payment_succeeded(payment)
     return fields
 
 
@@ -194,48 +215,8 @@ def _on_canceled(payment: Payment, provider_payment: ProviderPayment) -> list[st
         payment.cancellation_party = provider_payment.cancellation.party
         payment.cancellation_reason = provider_payment.cancellation.reason
     event_record(payment.subscription, "payment.canceled", payment=payment, reason=payment.cancellation_reason)
-    _after_failed_attempt(payment)
+    subscription_on_payment_failed(payment)
     return ["cancellation_party", "cancellation_reason"]
-
-
-def _activate(payment: Payment) -> None:
-    subscription = locks.subscriptions_for_update().get(pk=payment.subscription_id)
-    if subscription.status != SubscriptionStatus.PENDING:
-        # Money arrived for a subscription that is no longer waiting for it: an operator must
-        # look (and refund); never a second period or a second subscription.
-        logger.error(
-            "Payment %s succeeded for subscription %s in status %s", payment.id, subscription.id, subscription.status
-        )
-        event_record(subscription, "payment.succeeded_without_subscription", payment=payment)
-        return
-    subscription.move_to(SubscriptionStatus.ACTIVE)
-    subscription.current_period_start = payment.paid_at
-    subscription.current_period_end = subscription.plan.period.end_after(payment.paid_at)
-    if payment.payment_method is not None:
-        subscription.payment_method = payment.payment_method
-        subscription.auto_renew = True
-    subscription.save()
-    payment.subscription = subscription
-    event_record(
-        subscription,
-        "subscription.activated",
-        payment=payment,
-        period_start=subscription.current_period_start.isoformat(),
-        period_end=subscription.current_period_end.isoformat(),
-    )
-
-
-def _after_failed_attempt(payment: Payment) -> None:
-    """A first payment that failed ends its subscription, unless another attempt is still open."""
-    if payment.kind != PaymentKind.INITIAL:
-        return
-    subscription = locks.subscriptions_for_update().get(pk=payment.subscription_id)
-    still_open = subscription.payments.filter(status__in=OPEN_PAYMENT_STATUSES).exclude(pk=payment.pk).exists()
-    if subscription.status == SubscriptionStatus.PENDING and not still_open:
-        subscription.move_to(SubscriptionStatus.FAILED)
-        subscription.save(update_fields=["status", "updated_at"])
-        payment.subscription = subscription
-        event_record(subscription, "subscription.failed", payment=payment, reason=payment.cancellation_reason)
 
 
 def _save_payment_method(viewer_id: uuid.UUID, method) -> PaymentMethod:

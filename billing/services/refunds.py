@@ -27,6 +27,7 @@ from billing.errors import (
 from billing.gateway import get_gateway
 from billing.gateway.interface import NewRefund, ProviderRefund, ProviderRefundStatus, Receipt, ReceiptItem
 from billing.models import (
+    FIRST_PROVIDER_CHECK,
     OPEN_REFUND_STATUSES,
     ClientRequest,
     IllegalTransition,
@@ -46,6 +47,7 @@ from billing.services.client_requests import (
     client_request_fingerprint,
 )
 from billing.services.events import event_record
+from billing.services.lifecycle import subscription_end
 
 logger = logging.getLogger(__name__)
 
@@ -204,7 +206,7 @@ def _open_cancellation_refund(
                         raise NotRefundable(
                             "Nothing is left to refund for this period; cancel at the period's end instead."
                         )
-                    refund = _new_refund(
+                    refund = new_refund(
                         payment,
                         quote.amount,
                         reason=f"Subscription canceled by the viewer ({quote.rule}).",
@@ -279,7 +281,7 @@ def subscription_cancel_with_refund_by_operator(*, subscription_id: uuid.UUID, o
         quote, _ = subscription_refund_quote(subscription=subscription)
         if not quote.refundable:
             raise NotRefundable("Nothing is left to refund for this period.")
-        refund = _new_refund(
+        refund = new_refund(
             payment,
             quote.amount,
             reason=reason,
@@ -306,14 +308,14 @@ def payment_refund_by_operator(
         amount = amount or left
         if not Money.zero(payment.currency) < amount <= left:
             raise NotRefundable(f"Between 0.01 and {left} can be refunded.", field="amount")
-        refund = _new_refund(payment, amount, reason=reason, initiator=RefundInitiator.OPERATOR, operator=operator)
+        refund = new_refund(payment, amount, reason=reason, initiator=RefundInitiator.OPERATOR, operator=operator)
     return refund_create_at_provider(refund=refund)
 
 
 # --- refunds at YooKassa -----------------------------------------------------------------------
 
 
-def _new_refund(
+def new_refund(
     payment: Payment,
     amount: Money,
     *,
@@ -336,6 +338,7 @@ def _new_refund(
         initiator=initiator,
         operator=operator,
         ends_subscription=ends_subscription,
+        next_check_at=clock.now() + FIRST_PROVIDER_CHECK,
     )
     event_record(payment.subscription, "refund.created", payment=payment, refund=refund, amount=str(refund.amount))
     return refund
@@ -444,6 +447,17 @@ def refund_apply_provider_state(*, provider_refund: ProviderRefund) -> Refund:
 
 def refund_mark_rejected(*, refund: Refund, error: ProviderRejected) -> Refund:
     """YooKassa refused the refund: it never existed there; the subscription stays as it was."""
+    return _close_never_created(
+        refund, reason="rejected_by_provider", detail={"code": error.provider_code, "description": error.message}
+    )
+
+
+def refund_close_unsent(*, refund: Refund) -> Refund:
+    """YooKassa never confirmed the refund and its key is forgotten: it was never made."""
+    return _close_never_created(refund, reason="never_reached_provider", detail={})
+
+
+def _close_never_created(refund: Refund, *, reason: str, detail: dict) -> Refund:
     with transaction.atomic():
         payment = locks.payments_for_update().get(pk=refund.payment_id)
         refund = locks.refunds_for_update().get(pk=refund.pk)
@@ -451,14 +465,12 @@ def refund_mark_rejected(*, refund: Refund, error: ProviderRejected) -> Refund:
             return refund
         refund.move_to(RefundStatus.CANCELED)
         refund.cancellation_party = "billing"
-        refund.cancellation_reason = "rejected_by_provider"
-        refund.provider_object = {"error": {"code": error.provider_code, "description": error.message}}
+        refund.cancellation_reason = reason
+        refund.provider_object = {"error": detail} if detail else None
         refund.save(
             update_fields=["status", "cancellation_party", "cancellation_reason", "provider_object", "updated_at"]
         )
-        event_record(
-            payment.subscription, "refund.canceled", payment=payment, refund=refund, reason="rejected_by_provider"
-        )
+        event_record(payment.subscription, "refund.canceled", payment=payment, refund=refund, reason=reason)
     return refund
 
 
@@ -482,9 +494,12 @@ def _end_subscription(payment: Payment, refund: Refund) -> None:
     subscription = locks.subscriptions_for_update().get(pk=payment.subscription_id)
     if subscription.status not in CANCELABLE_STATUSES:
         return
-    subscription.move_to(SubscriptionStatus.CANCELED)
-    subscription.canceled_at = clock.now()
-    subscription.auto_renew = False
     subscription.cancel_at_period_end = False
-    subscription.save()
-    event_record(subscription, "subscription.canceled", payment=payment, refund=refund, refunded=str(refund.amount))
+    subscription_end(
+        subscription,
+        SubscriptionStatus.CANCELED,
+        reason="refunded",
+        payment=payment,
+        refund=refund,
+        refunded=str(refund.amount),
+    )

@@ -217,6 +217,17 @@ CHECKOUT_RETURN_URL_HOSTS = env.list("CHECKOUT_RETURN_URL_HOSTS", default=["loca
 # A pending payment older than this is checked with YooKassa before its page is handed out again.
 CHECKOUT_RECHECK_PENDING_AFTER = env.int("CHECKOUT_RECHECK_PENDING_AFTER", default=15 * 60)
 
+# --- Renewals -----------------------------------------------------------------------------------
+
+# A subscription is charged this long before its period ends.
+RENEWAL_LEAD_TIME_HOURS = env.int("RENEWAL_LEAD_TIME_HOURS", default=24)
+# After a failed renewal: retry this many days after the first failure, then give up.
+DUNNING_RETRY_DAYS = [int(day) for day in env.list("DUNNING_RETRY_DAYS", default=["1", "3", "5"])]
+# A past-due subscription keeps access this many days past its period's end.
+DUNNING_GRACE_DAYS = env.int("DUNNING_GRACE_DAYS", default=7)
+# Viewers are told of a renewal this many days ahead.
+RENEWAL_NOTICE_DAYS = env.int("RENEWAL_NOTICE_DAYS", default=3)
+
 # --- Refunds ----------------------------------------------------------------------------------
 
 # Within this many days of a paid period's start, a cancellation gets everything back.

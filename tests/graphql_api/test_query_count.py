@@ -53,16 +53,18 @@ def history(viewer, plans):
                 current_period_end=start + timedelta(days=30),
                 payment_method=method,
             )
-            Payment.objects.bulk_create(_paid(subscription, method, first=k == 0) for k in range(10))
+            Payment.objects.bulk_create(_paid(subscription, method, number=k) for k in range(10))
 
 
-def _paid(subscription: Subscription, method: PaymentMethod, *, first: bool) -> Payment:
+def _paid(subscription: Subscription, method: PaymentMethod, *, number: int) -> Payment:
+    """The subscription's `number`th payment: the first one, or the renewal of period `number`."""
     payment_id = uuid.uuid4()
     return Payment(
         id=payment_id,
         viewer_id=subscription.viewer_id,
         subscription=subscription,
-        kind=PaymentKind.INITIAL if first else PaymentKind.RENEWAL,
+        kind=PaymentKind.RENEWAL if number else PaymentKind.INITIAL,
+        period_start=subscription.current_period_start + timedelta(days=30 * number) if number else None,
         amount=subscription.plan.price,
         currency="RUB",
         description=subscription.plan.name,

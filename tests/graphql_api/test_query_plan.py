@@ -91,6 +91,7 @@ def _history(viewer_id: uuid.UUID, plans: list, *, subscriptions: int, payments_
                     viewer_id=viewer_id,
                     subscription=subscription,
                     kind=PaymentKind.INITIAL if k == 0 else PaymentKind.RENEWAL,
+                    period_start=start + timedelta(days=30 * k) if k else None,
                     amount=Decimal("299.00"),
                     currency="RUB",
                     description="Basic, 1 month",

@@ -1,0 +1,42 @@
+import json
+from datetime import datetime
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from billing import clock
+from billing.services import lifecycle, reconciliation, renewals
+
+JOBS = {
+    "notices": lambda: lifecycle.subscription_record_renewal_notices(),
+    "renewals": lambda: renewals.subscription_renew_due().as_dict(),
+    "dunning": lambda: renewals.subscription_retry_past_due().as_dict(),
+    "reconcile": lambda: reconciliation.billing_reconcile().as_dict(),
+    "expiry": lambda: lifecycle.subscription_expire_due(),
+}
+
+
+class Command(BaseCommand):
+    help = (
+        "Run billing's recurring jobs now, in order, optionally as of another moment: e.g. "
+        "--as-of 2027-01-01T10:00 watches a subscription renew (or fail, retry and expire) against "
+        "the sandbox without waiting a month."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--as-of", help="ISO 8601 moment billing's clock reads while the jobs run")
+        parser.add_argument("--job", action="append", choices=list(JOBS), help="only these jobs (repeatable)")
+
+    def handle(self, *args, **options) -> None:
+        moment = timezone.now()
+        if options["as_of"]:
+            try:
+                moment = datetime.fromisoformat(options["as_of"])
+            except ValueError as error:
+                raise CommandError(f"--as-of is not an ISO 8601 moment: {error}") from error
+            if timezone.is_naive(moment):
+                moment = timezone.make_aware(moment)
+        with clock.travel_to(moment):
+            self.stdout.write(f"billing clock: {clock.now().isoformat()}")
+            for name in options["job"] or JOBS:
+                self.stdout.write(f"{name}: {json.dumps(JOBS[name](), default=str)}")

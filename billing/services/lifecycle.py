@@ -1,0 +1,104 @@
+"""The ends of subscriptions: canceled or expired, and the jobs that end them on time."""
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Exists, F, OuterRef, Q
+
+from billing import clock
+from billing.models import OPEN_PAYMENT_STATUSES, Payment, PaymentKind, Refund, Subscription, SubscriptionStatus
+from billing.services.events import event_record
+
+
+def subscription_end(
+    subscription: Subscription,
+    status: SubscriptionStatus,
+    *,
+    reason: str,
+    payment: Payment | None = None,
+    refund: Refund | None = None,
+    **payload,
+) -> None:
+    """End a live subscription (call with it locked): canceled, or expired."""
+    subscription.move_to(status)
+    subscription.auto_renew = False
+    subscription.next_renewal_attempt_at = None
+    if status == SubscriptionStatus.CANCELED and subscription.canceled_at is None:
+        subscription.canceled_at = clock.now()
+    subscription.save()
+    event_record(subscription, f"subscription.{status}", payment=payment, refund=refund, reason=reason, **payload)
+
+
+def subscription_expire_due(*, now: datetime | None = None, page_size: int = 200) -> dict[str, int]:
+    """End what has run out: periods canceled at their end, periods nobody renews, and past-due
+    subscriptions whose grace is over. A subscription with a charge still in flight waits for it."""
+    now = now or clock.now()
+    grace = timedelta(days=settings.DUNNING_GRACE_DAYS)
+    charge_in_flight = Payment.objects.filter(
+        subscription=OuterRef("pk"), kind=PaymentKind.RENEWAL, status__in=OPEN_PAYMENT_STATUSES
+    )
+    live = Subscription.objects.exclude(Exists(charge_in_flight))
+    rules = [
+        (
+            live.filter(status=SubscriptionStatus.ACTIVE, cancel_at_period_end=True, current_period_end__lte=now),
+            SubscriptionStatus.CANCELED,
+            "canceled_at_period_end",
+        ),
+        (
+            live.filter(
+                status=SubscriptionStatus.ACTIVE, cancel_at_period_end=False, current_period_end__lte=now
+            ).filter(Q(auto_renew=False) | Q(payment_method__isnull=True) | Q(payment_method__is_active=False)),
+            SubscriptionStatus.EXPIRED,
+            "not_renewed",
+        ),
+        (
+            live.filter(status=SubscriptionStatus.PAST_DUE, current_period_end__lte=now - grace),
+            SubscriptionStatus.EXPIRED,
+            "grace_period_over",
+        ),
+    ]
+    ended = {}
+    for due, status, reason in rules:
+        count = 0
+        while True:
+            with transaction.atomic():
+                page = list(due.select_for_update(skip_locked=True, of=("self",))[:page_size])
+                for subscription in page:
+                    subscription_end(subscription, status, reason=reason)
+            count += len(page)
+            if len(page) < page_size:
+                break
+        ended[reason] = count
+    return ended
+
+
+def subscription_record_renewal_notices(*, now: datetime | None = None) -> int:
+    """Tell viewers (through the outbox) that their card is charged soon: once per period."""
+    now = now or clock.now()
+    upcoming = Subscription.objects.filter(
+        status=SubscriptionStatus.ACTIVE,
+        auto_renew=True,
+        cancel_at_period_end=False,
+        current_period_end__gt=now,
+        current_period_end__lte=now + timedelta(days=settings.RENEWAL_NOTICE_DAYS),
+    ).exclude(renewal_notice_for=F("current_period_end"))
+    recorded = 0
+    for subscription in upcoming.select_related("plan").iterator():
+        with transaction.atomic():
+            # The conditional UPDATE claims the notice: two workers never both record it.
+            claimed = (
+                Subscription.objects.filter(pk=subscription.pk, current_period_end=subscription.current_period_end)
+                .exclude(renewal_notice_for=F("current_period_end"))
+                .update(renewal_notice_for=F("current_period_end"))
+            )
+            if claimed:
+                event_record(
+                    subscription,
+                    "subscription.renewal_upcoming",
+                    charge_on=subscription.current_period_end.isoformat(),
+                    amount=str(subscription.plan.price),
+                    currency=subscription.plan.currency,
+                )
+                recorded += 1
+    return recorded

@@ -1,0 +1,169 @@
+"""The janitor: every payment and refund that is not final gets asked about until it is.
+
+Notifications get lost and processes die between a call and its write. Every open row has a
+`next_check_at`; the janitor claims due rows (SKIP LOCKED, then pushes `next_check_at` back, so
+parallel janitors never take the same row and a row that keeps failing never stalls the batch),
+then brings each to what YooKassa says, through the same services webhooks use:
+
+- known to YooKassa: re-fetch it;
+- never confirmed by YooKassa, key younger than YooKassa's 24 h: send the create call again with
+  its own key (YooKassa answers with the original, or creates it now);
+- older: look it up by the id in its metadata, or close it as never created.
+"""
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import F, Model, Q, QuerySet
+
+from billing import clock
+from billing.errors import GatewayError
+from billing.gateway import get_gateway
+from billing.models import OPEN_PAYMENT_STATUSES, OPEN_REFUND_STATUSES, Payment, Refund
+from billing.services.events import event_record
+from billing.services.payments import (
+    payment_apply_provider_state,
+    payment_close_unsent,
+    payment_create_at_provider,
+    payment_refresh,
+)
+from billing.services.refunds import (
+    refund_apply_provider_state,
+    refund_close_unsent,
+    refund_create_at_provider,
+    refund_refresh,
+)
+
+logger = logging.getLogger(__name__)
+
+# Waits between looks at one open row: 5 minutes, an hour, then daily.
+BACKOFF = (timedelta(minutes=5), timedelta(hours=1), timedelta(days=1))
+# YooKassa keeps an Idempotence-Key for 24 hours; re-sending is only safe well inside that.
+KEY_STILL_KNOWN = timedelta(hours=23)
+
+
+@dataclass
+class ReconcileReport:
+    looked_at: int = 0
+    settled: int = 0
+    unavailable: int = 0
+    failed_ids: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "looked_at": self.looked_at,
+            "settled": self.settled,
+            "unavailable": self.unavailable,
+            "failed": self.failed_ids,
+        }
+
+
+def billing_reconcile(*, now: datetime | None = None, page_size: int = 100, time_budget: float = 60) -> ReconcileReport:
+    now = now or clock.now()
+    report = ReconcileReport()
+    deadline = time.monotonic() + time_budget
+    for model, open_statuses, reconcile_one in (
+        (Payment, OPEN_PAYMENT_STATUSES, _reconcile_payment),
+        (Refund, OPEN_REFUND_STATUSES, _reconcile_refund),
+    ):
+        while time.monotonic() < deadline:
+            due = model.objects.filter(
+                Q(next_check_at__lte=now) | Q(next_check_at__isnull=True), status__in=open_statuses
+            )
+            rows = _claim(due, now, page_size)
+            if not rows:
+                break
+            for row in rows:
+                report.looked_at += 1
+                _reconcile_safely(row, reconcile_one, now, report)
+    return report
+
+
+def _claim(due: QuerySet, now: datetime, page_size: int) -> list[Model]:
+    """Take a page of due rows no other janitor holds, and set when each is due again."""
+    with transaction.atomic():
+        rows = list(
+            due.select_for_update(skip_locked=True, of=("self",)).order_by(F("next_check_at").asc(nulls_first=True))[
+                :page_size
+            ]
+        )
+        for row in rows:
+            row.next_check_at = now + BACKOFF[min(row.check_attempts, len(BACKOFF) - 1)]
+            row.check_attempts += 1
+        if rows:
+            due.model.objects.bulk_update(rows, ["next_check_at", "check_attempts"])
+    return rows
+
+
+def _reconcile_safely(row, reconcile_one, now: datetime, report: ReconcileReport) -> None:
+    try:
+        settled = reconcile_one(row, now)
+    except GatewayError as error:
+        logger.info(
+            "%s %s: YooKassa unavailable (%s); next look at %s", type(row).__name__, row.pk, error, row.next_check_at
+        )
+        report.unavailable += 1
+        return
+    except Exception as error:
+        # A row that breaks the janitor is reported and skipped; its back-off keeps it from
+        # being retried in a tight loop.
+        logger.exception("Reconciling %s %s failed", type(row).__name__, row.pk)
+        report.failed_ids.append(str(row.pk))
+        payment = row if isinstance(row, Payment) else row.payment
+        event_record(payment.subscription, "reconciliation.failed", payment=payment, error=repr(error)[:500])
+        return
+    report.settled += settled
+
+
+def _reconcile_payment(payment: Payment, now: datetime) -> bool:
+    if payment.provider_payment_id:
+        return not payment_refresh(provider_payment_id=payment.provider_payment_id).is_open
+    if now - payment.created_at < KEY_STILL_KNOWN:
+        payment, problem = payment_create_at_provider(payment=payment)
+        if problem is not None:
+            raise problem
+        return not payment.is_open
+    since = payment.created_at - timedelta(hours=1)
+    found = _find_by_metadata(
+        lambda cursor: get_gateway().list_payments(created_since=since, cursor=cursor), "payment_id", payment.pk
+    )
+    if found is not None:
+        return not payment_apply_provider_state(provider_payment=found).is_open
+    payment_close_unsent(payment=payment)
+    return True
+
+
+def _reconcile_refund(refund: Refund, now: datetime) -> bool:
+    if refund.provider_refund_id:
+        return not refund_refresh(provider_refund_id=refund.provider_refund_id).is_open
+    if now - refund.created_at < KEY_STILL_KNOWN:
+        refund, problem = refund_create_at_provider(refund=refund)
+        if problem is not None:
+            raise problem
+        return not refund.is_open
+    provider_payment_id = refund.payment.provider_payment_id
+    found = _find_by_metadata(
+        lambda cursor: get_gateway().list_refunds(provider_payment_id=provider_payment_id, cursor=cursor),
+        "refund_id",
+        refund.pk,
+    )
+    if found is not None:
+        return not refund_apply_provider_state(provider_refund=found).is_open
+    refund_close_unsent(refund=refund)
+    return True
+
+
+def _find_by_metadata(fetch_page, key: str, local_id):
+    """Page through YooKassa's list for the object whose metadata names our row."""
+    cursor = None
+    while True:
+        page = fetch_page(cursor)
+        for item in page.items:
+            if item.metadata.get(key) == str(local_id):
+                return item
+        if page.next_cursor is None:
+            return None
+        cursor = page.next_cursor

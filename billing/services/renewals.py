@@ -1,0 +1,147 @@
+"""Renewals: charge the saved card once per period, and retry on the dunning schedule.
+
+The batch locks a page of due subscriptions with SKIP LOCKED (so several workers share the load),
+commits one renewal payment per subscription with its own Idempotence-Key (a unique constraint
+allows one live charge per subscription and period), and only then charges them.
+"""
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Exists, OuterRef, QuerySet
+
+from billing import clock
+from billing.models import (
+    FIRST_PROVIDER_CHECK,
+    Payment,
+    PaymentKind,
+    PaymentStatus,
+    Subscription,
+    SubscriptionStatus,
+)
+from billing.services.events import event_record
+from billing.services.payments import payment_create_at_provider
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ChargeReport:
+    charged: int = 0
+    succeeded: int = 0
+    declined: int = 0
+    unknown: int = 0
+    failed_ids: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "charged": self.charged,
+            "succeeded": self.succeeded,
+            "declined": self.declined,
+            "unknown": self.unknown,
+            "failed": self.failed_ids,
+        }
+
+
+def subscription_renew_due(
+    *, now: datetime | None = None, page_size: int = 100, time_budget: float = 60
+) -> ChargeReport:
+    """Charge every active subscription whose period ends within the lead time."""
+    now = now or clock.now()
+    due = _renewable().filter(
+        status=SubscriptionStatus.ACTIVE,
+        current_period_end__lte=now + timedelta(hours=settings.RENEWAL_LEAD_TIME_HOURS),
+    )
+    return _charge(due, page_size=page_size, time_budget=time_budget)
+
+
+def subscription_retry_past_due(
+    *, now: datetime | None = None, page_size: int = 100, time_budget: float = 60
+) -> ChargeReport:
+    """Try again the past-due subscriptions whose next dunning attempt has come."""
+    now = now or clock.now()
+    due = _renewable().filter(status=SubscriptionStatus.PAST_DUE, next_renewal_attempt_at__lte=now)
+    return _charge(due, page_size=page_size, time_budget=time_budget)
+
+
+def _renewable() -> QuerySet[Subscription]:
+    """Subscriptions with a card to charge and no live charge for their next period yet."""
+    live_charge = Payment.objects.filter(
+        subscription=OuterRef("pk"), kind=PaymentKind.RENEWAL, period_start=OuterRef("current_period_end")
+    ).exclude(status=PaymentStatus.CANCELED)
+    return Subscription.objects.filter(
+        auto_renew=True, cancel_at_period_end=False, payment_method__is_active=True
+    ).exclude(Exists(live_charge))
+
+
+def _charge(due: QuerySet[Subscription], *, page_size: int, time_budget: float) -> ChargeReport:
+    report = ChargeReport()
+    deadline = time.monotonic() + time_budget
+    while time.monotonic() < deadline:
+        payments = _open_renewals(due, page_size)
+        if not payments:
+            break
+        for payment in payments:
+            report.charged += 1
+            try:
+                payment, problem = payment_create_at_provider(payment=payment)
+            except Exception:
+                # One bad row must not stall the batch: reconciliation takes the payment over.
+                logger.exception("Renewal payment %s failed unexpectedly", payment.id)
+                report.failed_ids.append(str(payment.id))
+                continue
+            if problem is not None and payment.status == PaymentStatus.CREATING:
+                report.unknown += 1
+            elif payment.status == PaymentStatus.SUCCEEDED:
+                report.succeeded += 1
+            elif payment.status == PaymentStatus.CANCELED:
+                report.declined += 1
+            else:
+                report.unknown += 1
+    return report
+
+
+def _open_renewals(due: QuerySet[Subscription], page_size: int) -> list[Payment]:
+    """Lock a page of due subscriptions no other worker holds, and commit their renewal payments."""
+    with transaction.atomic():
+        page = list(
+            due.select_for_update(skip_locked=True, of=("self",))
+            .select_related("plan", "payment_method")
+            .order_by("current_period_end", "pk")[:page_size]
+        )
+        return [_new_renewal_payment(subscription) for subscription in page]
+
+
+def _new_renewal_payment(subscription: Subscription) -> Payment:
+    plan = subscription.plan
+    start = subscription.current_period_end
+    end = plan.period.end_after(start)
+    payment = Payment(
+        viewer_id=subscription.viewer_id,
+        subscription=subscription,
+        kind=PaymentKind.RENEWAL,
+        amount=plan.price,
+        currency=plan.currency,
+        description=f"{plan.name}, {start:%d.%m.%Y}-{end:%d.%m.%Y}"[:128],
+        payment_method=subscription.payment_method,
+        period_start=start,
+        receipt_email=subscription.viewer_email if settings.YOOKASSA_RECEIPTS and subscription.viewer_email else "",
+        receipt_vat_code=settings.YOOKASSA_VAT_CODE if settings.YOOKASSA_RECEIPTS else None,
+        next_check_at=clock.now() + FIRST_PROVIDER_CHECK,
+    )
+    payment.idempotence_key = f"payment-{payment.id}"
+    payment.save(force_insert=True)
+    payment.subscription = subscription
+    event_record(
+        subscription,
+        "payment.created",
+        payment=payment,
+        amount=str(payment.amount),
+        currency=payment.currency,
+        attempt=subscription.renewal_failures + 1,
+    )
+    return payment

@@ -1,0 +1,151 @@
+"""What a payment's outcome does to its subscription: start it, extend it, or dun it.
+
+Called by `payments.payment_apply_provider_state` with the payment locked, inside its transaction;
+each function locks the subscription (payment first, subscription second: see billing.locks).
+"""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+
+from billing import clock, locks
+from billing.models import (
+    OPEN_PAYMENT_STATUSES,
+    Payment,
+    PaymentKind,
+    RefundInitiator,
+    Subscription,
+    SubscriptionStatus,
+)
+from billing.money import Money
+from billing.services.events import event_record
+from billing.services.lifecycle import subscription_end
+from billing.services.refunds import new_refund, refund_create_at_provider
+
+logger = logging.getLogger(__name__)
+
+LIVE_FOR_RENEWAL = (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE)
+
+
+def subscription_on_payment_succeeded(payment: Payment) -> None:
+    subscription = locks.subscriptions_for_update().get(pk=payment.subscription_id)
+    payment.subscription = subscription
+    if payment.kind == PaymentKind.INITIAL and subscription.status == SubscriptionStatus.PENDING:
+        _activate(subscription, payment)
+    elif payment.kind == PaymentKind.RENEWAL and _renewal_still_wanted(subscription, payment):
+        _extend(subscription, payment)
+    else:
+        # Money arrived for a period nobody needs any more (ended, canceled meanwhile, or
+        # already paid): it goes back, in full, without an operator having to notice.
+        logger.warning(
+            "Payment %s succeeded for subscription %s (%s): refunding it",
+            payment.id,
+            subscription.id,
+            subscription.status,
+        )
+        _give_back(payment, reason=f"Paid after the subscription no longer needed it ({subscription.status}).")
+
+
+def subscription_on_payment_failed(payment: Payment) -> None:
+    subscription = locks.subscriptions_for_update().get(pk=payment.subscription_id)
+    payment.subscription = subscription
+    if payment.kind == PaymentKind.INITIAL:
+        still_open = subscription.payments.filter(status__in=OPEN_PAYMENT_STATUSES).exclude(pk=payment.pk).exists()
+        if subscription.status == SubscriptionStatus.PENDING and not still_open:
+            subscription.move_to(SubscriptionStatus.FAILED)
+            subscription.save(update_fields=["status", "updated_at"])
+            event_record(subscription, "subscription.failed", payment=payment, reason=payment.cancellation_reason)
+    elif _renewal_still_wanted(subscription, payment):
+        _dun(subscription, payment)
+
+
+def _activate(subscription: Subscription, payment: Payment) -> None:
+    subscription.move_to(SubscriptionStatus.ACTIVE)
+    subscription.current_period_start = payment.paid_at
+    subscription.current_period_end = subscription.plan.period.end_after(payment.paid_at)
+    if payment.payment_method is not None:
+        subscription.payment_method = payment.payment_method
+        subscription.auto_renew = True
+    subscription.save()
+    event_record(
+        subscription,
+        "subscription.activated",
+        payment=payment,
+        period_start=subscription.current_period_start.isoformat(),
+        period_end=subscription.current_period_end.isoformat(),
+    )
+
+
+def _renewal_still_wanted(subscription: Subscription, payment: Payment) -> bool:
+    return (
+        subscription.status in LIVE_FOR_RENEWAL
+        and not subscription.cancel_at_period_end
+        and payment.period_start == subscription.current_period_end
+    )
+
+
+def _extend(subscription: Subscription, payment: Payment) -> None:
+    """The next period starts where the paid one ended: no day lost, none counted twice."""
+    subscription.current_period_start = payment.period_start
+    subscription.current_period_end = subscription.plan.period.end_after(payment.period_start)
+    if subscription.status == SubscriptionStatus.PAST_DUE:
+        subscription.move_to(SubscriptionStatus.ACTIVE)
+    subscription.renewal_failures = 0
+    subscription.past_due_since = None
+    subscription.next_renewal_attempt_at = None
+    subscription.save()
+    event_record(
+        subscription,
+        "subscription.renewed",
+        payment=payment,
+        period_start=subscription.current_period_start.isoformat(),
+        period_end=subscription.current_period_end.isoformat(),
+    )
+
+
+def _dun(subscription: Subscription, payment: Payment) -> None:
+    """A renewal failed: past due, then retries on the dunning schedule, then the end."""
+    now = clock.now()
+    subscription.renewal_failures += 1
+    if subscription.status == SubscriptionStatus.ACTIVE:
+        subscription.move_to(SubscriptionStatus.PAST_DUE)
+        subscription.past_due_since = now
+    event_record(
+        subscription,
+        "subscription.renewal_failed",
+        payment=payment,
+        attempt=subscription.renewal_failures,
+        reason=payment.cancellation_reason,
+    )
+    retry_days = settings.DUNNING_RETRY_DAYS
+    if payment.cancellation_reason == "permission_revoked":
+        # The viewer withdrew consent to autopayments: no more tries with this card.
+        payment.payment_method.is_active = False
+        payment.payment_method.save(update_fields=["is_active"])
+        subscription_end(subscription, SubscriptionStatus.EXPIRED, reason="permission_revoked", payment=payment)
+    elif subscription.renewal_failures > len(retry_days):
+        subscription_end(
+            subscription,
+            SubscriptionStatus.EXPIRED,
+            reason="renewal_failed",
+            payment=payment,
+            attempts=subscription.renewal_failures,
+        )
+    else:
+        subscription.next_renewal_attempt_at = subscription.past_due_since + timedelta(
+            days=retry_days[subscription.renewal_failures - 1]
+        )
+        subscription.save()
+        event_record(
+            subscription, "subscription.past_due", next_attempt_at=subscription.next_renewal_attempt_at.isoformat()
+        )
+
+
+def _give_back(payment: Payment, *, reason: str) -> None:
+    left = payment.money - Money(payment.refunded_amount, payment.currency)
+    if left.amount <= 0:
+        return
+    refund = new_refund(payment, left, reason=reason, initiator=RefundInitiator.SYSTEM)
+    transaction.on_commit(lambda: refund_create_at_provider(refund=refund))

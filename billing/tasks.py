@@ -1,0 +1,29 @@
+"""django-q2 tasks: thin, each runs one billing job and returns its report.
+
+Every job is safe to run twice at once (several qcluster processes, or a task redelivered after
+its lease) and safe to kill at any point: rows are claimed with SKIP LOCKED, every charge and
+refund is committed with its own Idempotence-Key before YooKassa is called, and the janitor
+finishes whatever a killed worker left open.
+"""
+
+from billing.services import lifecycle, reconciliation, renewals
+
+
+def renew_due_subscriptions() -> dict:
+    return renewals.subscription_renew_due().as_dict()
+
+
+def retry_past_due_subscriptions() -> dict:
+    return renewals.subscription_retry_past_due().as_dict()
+
+
+def expire_subscriptions() -> dict:
+    return lifecycle.subscription_expire_due()
+
+
+def reconcile_payments_and_refunds() -> dict:
+    return reconciliation.billing_reconcile().as_dict()
+
+
+def record_renewal_notices() -> int:
+    return lifecycle.subscription_record_renewal_notices()
