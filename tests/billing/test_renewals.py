@@ -1,0 +1,250 @@
+"""Renewal with the saved card, dunning, expiry and notices, against the sandbox, on billing's clock."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from billing import clock, services
+from billing.models import BillingEvent, Payment, PaymentKind, PaymentStatus, RefundStatus, SubscriptionStatus
+from billing.services import lifecycle, reconciliation, renewals
+from sandbox.faults import ApiEffect, ApiFault
+from tests.helpers import pay_on_page, start_checkout
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sandbox")]
+
+
+@pytest.fixture
+def active(viewer, plan):
+    """Basic (299.00 RUB a month), paid with a saved card."""
+    payment = start_checkout(viewer, plan).payment
+    pay_on_page(payment.confirmation_url, "5555555555554444")
+    subscription = services.payment_refresh(provider_payment_id=payment.provider_payment_id).subscription
+    subscription.refresh_from_db()
+    return subscription
+
+
+def at(moment):
+    return clock.travel_to(moment)
+
+
+def events(subscription, prefix="subscription."):
+    return list(
+        BillingEvent.objects.filter(subscription=subscription, type__startswith=prefix).values_list("type", flat=True)
+    )
+
+
+def test_nothing_is_charged_before_the_lead_time(active, sandbox):
+    with at(active.current_period_end - timedelta(hours=25)):
+        report = renewals.subscription_renew_due()
+
+    assert report.charged == 0
+    assert sandbox.store.count_payments() == 1
+
+
+def test_renewal_charges_the_saved_card_and_extends_from_the_old_end(active, plan, sandbox):
+    old_end = active.current_period_end
+
+    with at(old_end - timedelta(hours=2)):
+        report = renewals.subscription_renew_due()
+
+    active.refresh_from_db()
+    renewal = Payment.objects.get(kind=PaymentKind.RENEWAL)
+    assert report.as_dict() == {"charged": 1, "succeeded": 1, "declined": 0, "unknown": 0, "failed": []}
+    assert renewal.status == PaymentStatus.SUCCEEDED
+    assert renewal.period_start == old_end
+    assert renewal.payment_method == active.payment_method
+    assert active.status == SubscriptionStatus.ACTIVE
+    assert active.current_period_start == old_end
+    assert active.current_period_end == plan.period.end_after(old_end)
+    charge = sandbox.emulator.get_payment(renewal.provider_payment_id)
+    assert charge["payment_method"]["id"] == active.payment_method.provider_method_id
+    assert "confirmation" not in charge
+    assert "subscription.renewed" in events(active)
+
+
+def test_running_the_batch_again_charges_nothing_more(active, sandbox):
+    with at(active.current_period_end - timedelta(hours=2)):
+        renewals.subscription_renew_due()
+        again = renewals.subscription_renew_due()
+
+    assert again.charged == 0
+    assert sandbox.store.count_payments() == 2
+
+
+def test_renewal_uses_todays_price(active, plan, sandbox):
+    plan.price = "349.00"
+    plan.save()
+
+    with at(active.current_period_end - timedelta(hours=2)):
+        renewals.subscription_renew_due()
+
+    assert Payment.objects.get(kind=PaymentKind.RENEWAL).amount == Decimal("349.00")
+
+
+def test_a_decline_makes_it_past_due_then_retries_on_schedule_then_expires(active, sandbox):
+    sandbox.emulator.set_payment_method_decline(active.payment_method.provider_method_id, "insufficient_funds")
+    first_try = active.current_period_end - timedelta(hours=2)
+
+    with at(first_try):
+        renewals.subscription_renew_due()
+    active.refresh_from_db()
+    assert active.status == SubscriptionStatus.PAST_DUE
+    assert active.renewal_failures == 1
+    assert active.next_renewal_attempt_at == active.past_due_since + timedelta(days=1)
+
+    for days, failures in ((1, 2), (3, 3)):
+        with at(active.past_due_since + timedelta(days=days) - timedelta(minutes=1)):
+            assert renewals.subscription_retry_past_due().charged == 0
+        with at(active.past_due_since + timedelta(days=days, minutes=1)):
+            assert renewals.subscription_retry_past_due().declined == 1
+        active.refresh_from_db()
+        assert active.status == SubscriptionStatus.PAST_DUE
+        assert active.renewal_failures == failures
+
+    with at(active.past_due_since + timedelta(days=5, minutes=1)):
+        renewals.subscription_retry_past_due()
+
+    active.refresh_from_db()
+    assert active.status == SubscriptionStatus.EXPIRED
+    assert Payment.objects.filter(kind=PaymentKind.RENEWAL, status=PaymentStatus.CANCELED).count() == 4
+    assert sandbox.store.count_payments() == 5
+    assert events(active) == [
+        "subscription.created",
+        "subscription.activated",
+        "subscription.renewal_failed",
+        "subscription.past_due",
+        "subscription.renewal_failed",
+        "subscription.past_due",
+        "subscription.renewal_failed",
+        "subscription.past_due",
+        "subscription.renewal_failed",
+        "subscription.expired",
+    ]
+
+
+def test_a_retry_that_succeeds_makes_it_active_with_no_lost_days(active, plan, sandbox):
+    old_end = active.current_period_end
+    method_id = active.payment_method.provider_method_id
+    sandbox.emulator.set_payment_method_decline(method_id, "insufficient_funds")
+    with at(old_end - timedelta(hours=2)):
+        renewals.subscription_renew_due()
+    active.refresh_from_db()
+    sandbox.emulator.set_payment_method_decline(method_id, None)
+
+    with at(active.next_renewal_attempt_at + timedelta(minutes=1)):
+        report = renewals.subscription_retry_past_due()
+
+    active.refresh_from_db()
+    assert report.succeeded == 1
+    assert active.status == SubscriptionStatus.ACTIVE
+    assert active.renewal_failures == 0
+    assert active.past_due_since is None
+    assert active.current_period_start == old_end
+    assert active.current_period_end == plan.period.end_after(old_end)
+
+
+def test_a_revoked_card_stops_retries_at_once(active, sandbox):
+    sandbox.emulator.revoke_payment_method(active.payment_method.provider_method_id)
+
+    with at(active.current_period_end - timedelta(hours=2)):
+        renewals.subscription_renew_due()
+
+    active.refresh_from_db()
+    assert active.status == SubscriptionStatus.EXPIRED
+    assert active.payment_method.is_active is False
+    assert BillingEvent.objects.get(type="subscription.expired").payload["reason"] == "permission_revoked"
+    with at(active.current_period_end + timedelta(days=10)):
+        assert renewals.subscription_retry_past_due().charged == 0
+
+
+def test_past_due_keeps_access_through_the_grace_period_then_expires(active, settings):
+    settings.DUNNING_RETRY_DAYS = [30]
+    active.status, active.past_due_since, active.renewal_failures = SubscriptionStatus.PAST_DUE, clock.now(), 1
+    active.save()
+
+    with at(active.current_period_end + timedelta(days=settings.DUNNING_GRACE_DAYS) - timedelta(minutes=1)):
+        kept = lifecycle.subscription_expire_due()
+    with at(active.current_period_end + timedelta(days=settings.DUNNING_GRACE_DAYS, minutes=1)):
+        ended = lifecycle.subscription_expire_due()
+
+    active.refresh_from_db()
+    assert kept["grace_period_over"] == 0
+    assert ended["grace_period_over"] == 1
+    assert active.status == SubscriptionStatus.EXPIRED
+
+
+def test_a_cancellation_at_period_end_ends_at_the_period_end(viewer, active, sandbox):
+    services.subscription_cancel(
+        viewer_id=viewer.id, subscription_id=active.pk, mode=services.CancelMode.AT_PERIOD_END, idempotency_key=None
+    )
+
+    with at(active.current_period_end - timedelta(hours=2)):
+        assert renewals.subscription_renew_due().charged == 0
+        assert lifecycle.subscription_expire_due()["canceled_at_period_end"] == 0
+    with at(active.current_period_end + timedelta(seconds=1)):
+        ended = lifecycle.subscription_expire_due()
+
+    active.refresh_from_db()
+    assert ended["canceled_at_period_end"] == 1
+    assert active.status == SubscriptionStatus.CANCELED
+    assert sandbox.store.count_payments() == 1
+
+
+def test_without_auto_renewal_the_subscription_expires_with_its_period(viewer, active, sandbox):
+    services.subscription_set_auto_renew(viewer_id=viewer.id, subscription_id=active.pk, enabled=False)
+
+    with at(active.current_period_end + timedelta(seconds=1)):
+        assert renewals.subscription_renew_due().charged == 0
+        ended = lifecycle.subscription_expire_due()
+
+    active.refresh_from_db()
+    assert ended["not_renewed"] == 1
+    assert active.status == SubscriptionStatus.EXPIRED
+
+
+def test_removing_the_card_switches_auto_renewal_off(viewer, active):
+    services.payment_method_remove(viewer_id=viewer.id, payment_method_id=active.payment_method_id)
+
+    active.refresh_from_db()
+    assert active.auto_renew is False
+    with at(active.current_period_end - timedelta(hours=2)):
+        assert renewals.subscription_renew_due().charged == 0
+
+
+def test_money_for_a_period_nobody_needs_goes_back(
+    viewer, active, sandbox, settings, django_capture_on_commit_callbacks
+):
+    settings.YOOKASSA_READ_TIMEOUT = 0.3
+    sandbox.faults.add(ApiFault(ApiEffect.SLOW, kind="payments.create", delay=1.0))
+    charged_at = active.current_period_end - timedelta(hours=2)
+    with at(charged_at):
+        renewals.subscription_renew_due()
+    renewal = Payment.objects.get(kind=PaymentKind.RENEWAL)
+    assert renewal.status == PaymentStatus.CREATING
+    services.subscription_cancel(
+        viewer_id=viewer.id, subscription_id=active.pk, mode=services.CancelMode.NOW_WITH_REFUND, idempotency_key=None
+    )
+
+    with at(charged_at + timedelta(minutes=6)), django_capture_on_commit_callbacks(execute=True):
+        reconciliation.billing_reconcile()
+
+    renewal.refresh_from_db()
+    assert renewal.status == PaymentStatus.SUCCEEDED
+    assert renewal.refunds.get().status == RefundStatus.SUCCEEDED
+    assert renewal.refunded_amount == renewal.amount
+
+
+def test_upcoming_renewals_are_announced_once_per_period(active):
+    with at(active.current_period_end - timedelta(days=4)):
+        assert lifecycle.subscription_record_renewal_notices() == 0
+    with at(active.current_period_end - timedelta(days=2)):
+        assert lifecycle.subscription_record_renewal_notices() == 1
+        assert lifecycle.subscription_record_renewal_notices() == 0
+
+    notice = BillingEvent.objects.get(type="subscription.renewal_upcoming")
+    assert notice.payload == {
+        "charge_on": active.current_period_end.isoformat(),
+        "amount": "299.00",
+        "currency": "RUB",
+    }
