@@ -74,9 +74,39 @@ class RefundInline(admin.TabularInline):
         return False
 
 
+class BillingEventInline(admin.TabularInline):
+    """Each step of a subscription's life (activation, renewals, failures, dunning, the end)."""
+
+    model = BillingEvent
+    fk_name = "subscription"
+    fields = ["created_at", "type", "payment", "refund", "payload"]
+    readonly_fields = fields
+    extra = 0
+    ordering = ["-id"]
+    verbose_name_plural = "History"
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 class PaymentInline(admin.TabularInline):
     model = Payment
-    fields = ["created_at", "kind", "amount", "currency", "status", "cancellation_reason", "provider_payment_id"]
+    fields = [
+        "created_at",
+        "kind",
+        "period_start",
+        "amount",
+        "currency",
+        "status",
+        "cancellation_reason",
+        "provider_payment_id",
+    ]
     readonly_fields = fields
     extra = 0
     show_change_link = True
@@ -102,14 +132,16 @@ class SubscriptionAdmin(RefundPermission, ReadOnlyAdmin):
         "current_period_end",
         "auto_renew",
         "cancel_at_period_end",
+        "renewal_failures",
+        "next_renewal_attempt_at",
         "created_at",
     ]
-    list_filter = ["status", "plan", "auto_renew", "cancel_at_period_end"]
+    list_filter = ["status", "plan", "auto_renew", "cancel_at_period_end", "renewal_failures"]
     actions = ["cancel_with_refund"]
     search_fields = ["=id", "viewer_id", "viewer_email", "payments__provider_payment_id"]
     list_select_related = ["plan"]
     date_hierarchy = "created_at"
-    inlines = [PaymentInline]
+    inlines = [PaymentInline, BillingEventInline]
 
     @admin.action(description="Cancel now, refunding per the refund rule", permissions=["refund"])
     def cancel_with_refund(self, request, queryset):

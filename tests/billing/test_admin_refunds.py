@@ -103,3 +103,24 @@ def test_operators_without_the_refund_permission_get_no_refund_action(db, active
 
     assert page.status_code == 200
     assert b"cancel_with_refund" not in page.content
+
+
+def test_the_subscription_page_shows_its_history_and_dunning(operator, active, sandbox):
+    from datetime import timedelta
+
+    from billing import clock
+    from billing.services import renewals
+
+    sandbox.emulator.set_payment_method_decline(active.payment_method.provider_method_id, "insufficient_funds")
+    with clock.travel_to(active.current_period_end - timedelta(hours=2)):
+        renewals.subscription_renew_due()
+
+    page = operator.get(f"/admin/billing/subscription/{active.pk}/change/")
+    listing = operator.get("/admin/billing/subscription/?renewal_failures__exact=1")
+
+    assert page.status_code == 200
+    assert b"History" in page.content
+    assert b"subscription.renewal_failed" in page.content
+    assert b"insufficient_funds" in page.content
+    assert b"past_due" in page.content
+    assert str(active.pk).encode() in listing.content
