@@ -1,10 +1,13 @@
-"""Operators refund from the admin: a quote to confirm, a reason, the operator recorded."""
+"""The billing admin: refunds with a quote to confirm, a reason and the operator recorded; history."""
+
+from datetime import timedelta
 
 import pytest
 from django.test import Client
 
-from billing import services
+from billing import clock, services
 from billing.models import Refund, RefundInitiator, RefundStatus, SubscriptionStatus
+from billing.services import renewals
 from tests.helpers import pay_on_page, start_checkout
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sandbox")]
@@ -106,11 +109,6 @@ def test_operators_without_the_refund_permission_get_no_refund_action(db, active
 
 
 def test_the_subscription_page_shows_its_history_and_dunning(operator, active, sandbox):
-    from datetime import timedelta
-
-    from billing import clock
-    from billing.services import renewals
-
     sandbox.emulator.set_payment_method_decline(active.payment_method.provider_method_id, "insufficient_funds")
     with clock.travel_to(active.current_period_end - timedelta(hours=2)):
         renewals.subscription_renew_due()
