@@ -2,6 +2,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
+from django.views.static import serve
 
 from config.health import healthz
 from graphql_api.schema import schema
@@ -24,3 +25,13 @@ urlpatterns = [
     path("webhooks/", include("webhooks.urls")),
     path("healthz", healthz),
 ]
+
+if settings.DEBUG:
+    # The example checkout page, on the API's own origin (see frontend_examples/README.md).
+    urlpatterns.append(
+        path(
+            "examples/checkout/",
+            serve,
+            {"path": "checkout.html", "document_root": settings.BASE_DIR / "frontend_examples"},
+        )
+    )

@@ -1,0 +1,126 @@
+"""A script client of the billing API, as a TV app or a backend of the cinema would use it.
+
+    TOKEN=$(.venv/bin/python manage.py viewer_token)
+    .venv/bin/python frontend_examples/client.py --token "$TOKEN" plans
+    .venv/bin/python frontend_examples/client.py --token "$TOKEN" subscribe basic-monthly
+    .venv/bin/python frontend_examples/client.py --token "$TOKEN" status
+    .venv/bin/python frontend_examples/client.py --token "$TOKEN" cancel --now
+
+Every money mutation sends a fresh idempotency key, and a retry after a network failure sends the
+same one again: the server returns the first result instead of charging twice.
+"""
+
+import argparse
+import json
+import sys
+import time
+import uuid
+
+import requests
+
+
+class BillingClient:
+    def __init__(self, url: str, token: str) -> None:
+        self.url = url.rstrip("/") + "/graphql/"
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    def execute(self, query: str, variables: dict | None = None, *, attempts: int = 3) -> dict:
+        """POST the operation; on a network failure, send the very same body again (same keys)."""
+        body = {"query": query, "variables": variables or {}}
+        for attempt in range(1, attempts + 1):
+            try:
+                response = requests.post(self.url, json=body, headers=self.headers, timeout=30)
+                response.raise_for_status()
+                break
+            except requests.ConnectionError:
+                if attempt == attempts:
+                    raise
+                time.sleep(attempt)
+        answer = response.json()
+        if answer.get("errors"):
+            raise SystemExit("; ".join(error["message"] for error in answer["errors"]))
+        return answer["data"]
+
+
+def plans(client: BillingClient, args) -> None:
+    for plan in client.execute("{ plans { code name price { amount currency } period { unit count } } }")["plans"]:
+        period = f"{plan['period']['count']} {plan['period']['unit'].lower()}"
+        print(f"{plan['code']:20} {plan['name']:20} {plan['price']['amount']} {plan['price']['currency']} / {period}")
+
+
+def subscribe(client: BillingClient, args) -> None:
+    plan_id = next((p["id"] for p in client.execute("{ plans { id code } }")["plans"] if p["code"] == args.plan), None)
+    if plan_id is None:
+        raise SystemExit(f"No plan {args.plan!r}: see `plans`.")
+    payload = client.execute(
+        """mutation($input: SubscribeInput!) {
+             subscribe(input: $input) { payment { id status confirmationUrl } errors { code message } } }""",
+        {"input": {"planId": plan_id, "returnUrl": args.return_url, "idempotencyKey": str(uuid.uuid4())}},
+    )["subscribe"]
+    if payload["errors"]:
+        raise SystemExit(f"{payload['errors'][0]['code']}: {payload['errors'][0]['message']}")
+    print(f"Pay at {payload['payment']['confirmationUrl']}")
+    print("Waiting for the payment (Ctrl-C to stop)...")
+    while True:
+        payment = client.execute(
+            "query($id: ID!) { payment(id: $id) { status cancellationReason } }", {"id": payload["payment"]["id"]}
+        )["payment"]
+        if payment["status"] in ("SUCCEEDED", "CANCELED"):
+            print(payment["status"], payment["cancellationReason"] or "")
+            return
+        time.sleep(2)
+
+
+def status(client: BillingClient, args) -> None:
+    me = client.execute(
+        """{ me {
+             activeSubscription { id status currentPeriodEnd autoRenew nextPaymentAt plan { name } }
+             payments(first: 10) {
+               edges { node { createdAt kind status amount { amount } refundedAmount { amount } } }
+             }
+        } }"""
+    )["me"]
+    print(json.dumps(me, indent=2, ensure_ascii=False))
+
+
+def cancel(client: BillingClient, args) -> None:
+    subscription = client.execute("{ me { activeSubscription { id } } }")["me"]["activeSubscription"]
+    if subscription is None:
+        raise SystemExit("No active subscription.")
+    quote = client.execute(
+        "query($id: ID!) { refundQuote(subscriptionId: $id) { amount { amount currency } rule } }",
+        {"id": subscription["id"]},
+    )["refundQuote"]
+    mode = "NOW_WITH_REFUND" if args.now else "AT_PERIOD_END"
+    if args.now:
+        print(f"Refund: {quote['amount']['amount']} {quote['amount']['currency']} ({quote['rule'].lower()})")
+    payload = client.execute(
+        """mutation($input: CancelSubscriptionInput!) {
+             cancelSubscription(input: $input) {
+               subscription { status } refund { status } errors { code message }
+             } }""",
+        {"input": {"subscriptionId": subscription["id"], "mode": mode, "idempotencyKey": str(uuid.uuid4())}},
+    )["cancelSubscription"]
+    print(json.dumps(payload, indent=2))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", default="http://127.0.0.1:8000")
+    parser.add_argument("--token", required=True, help="the viewer's JWT from the Auth service")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("plans").set_defaults(run=plans)
+    subscribe_parser = commands.add_parser("subscribe")
+    subscribe_parser.add_argument("plan", help="a plan code, e.g. basic-monthly")
+    subscribe_parser.add_argument("--return-url", default="http://localhost:8000/examples/checkout/")
+    subscribe_parser.set_defaults(run=subscribe)
+    commands.add_parser("status").set_defaults(run=status)
+    cancel_parser = commands.add_parser("cancel")
+    cancel_parser.add_argument("--now", action="store_true", help="now, with the refund the rule gives")
+    cancel_parser.set_defaults(run=cancel)
+    args = parser.parse_args(argv)
+    args.run(BillingClient(args.url, args.token), args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
