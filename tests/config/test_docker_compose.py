@@ -207,3 +207,11 @@ def test_dockerfile_installs_the_project_from_pyproject_and_runs_unprivileged():
     assert users[-1] not in ("root", "0")
     assert ("EXPOSE", "8000") in instructions
     assert {".venv", "var", ".git", ".env"} <= set(dockerignore)
+
+
+def test_the_readme_documents_every_variable_the_settings_read():
+    readme = (REPO_ROOT / "README.md").read_text()
+
+    undocumented = {name for name in settings_variables() if f"`{name}`" not in readme}
+
+    assert not undocumented, undocumented
