@@ -83,7 +83,7 @@ def _charge(due: QuerySet[Subscription], *, page_size: int, time_budget: float) 
     deadline = time.monotonic() + time_budget
     while time.monotonic() < deadline:
         payments = _open_renewals(due, page_size)
-        if not payments:
+        if payments is None:
             break
         for payment in payments:
             report.charged += 1
@@ -105,14 +105,23 @@ def _charge(due: QuerySet[Subscription], *, page_size: int, time_budget: float) 
     return report
 
 
-def _open_renewals(due: QuerySet[Subscription], page_size: int) -> list[Payment]:
-    """Lock a page of due subscriptions no other worker holds, and commit their renewal payments."""
+def _open_renewals(due: QuerySet[Subscription], page_size: int) -> list[Payment] | None:
+    """Lock a page of due subscriptions no other worker holds, and commit their renewal payments.
+
+    None when there was nothing left to lock.
+    """
     with transaction.atomic():
-        page = list(
+        locked = list(
             due.select_for_update(skip_locked=True, of=("self",))
-            .select_related("plan", "payment_method")
-            .order_by("current_period_end", "pk")[:page_size]
+            .order_by("current_period_end", "pk")
+            .values_list("pk", flat=True)[:page_size]
         )
+        if not locked:
+            return None
+        # The locking query judged "due" on its snapshot: a subscription whose renewal payment
+        # another worker committed meanwhile (its lock released, the row itself unchanged) passes
+        # that check and gets locked. Judged again now that the rows are ours: no second payment.
+        page = due.filter(pk__in=locked).select_related("plan", "payment_method").order_by("current_period_end", "pk")
         return [_new_renewal_payment(subscription) for subscription in page]
 
 
