@@ -10,7 +10,7 @@ from billing.models import Payment, Refund, Subscription
 
 
 def payments_for_update() -> QuerySet[Payment]:
-    return Payment.objects.select_for_update(of=("self",)).select_related("subscription__plan")
+    return Payment.objects.select_for_update(of=("self",)).select_related("subscription__plan", "payment_method")
 
 
 def refunds_for_update() -> QuerySet[Refund]:

@@ -155,21 +155,19 @@ def _close_never_created(payment: Payment, *, reason: str, detail: dict) -> Paym
 
 
 def _lock_payment(provider_payment: ProviderPayment) -> Payment:
+    """Our row for YooKassa's payment, locked. The metadata (it came from the API) names the row,
+    also when the process that created it died before it recorded YooKassa's id; the row is
+    locked by its key alone, so a concurrent request that records the id first cannot make it
+    vanish from the query when the lock is granted (PostgreSQL re-checks the WHERE)."""
     locked = locks.payments_for_update()
-    payment = locked.filter(provider_payment_id=provider_payment.id).first()
+    try:
+        local_id = uuid.UUID(provider_payment.metadata.get("payment_id", ""))
+    except ValueError:
+        local_id = None
+    payment = locked.filter(pk=local_id).first() if local_id else None
     if payment is None:
-        # Created, but the process died before it recorded YooKassa's answer: the metadata,
-        # which came from the API, says which row it was.
-        # Locked by its key alone: a concurrent request that records the id first must not make
-        # the row vanish from this query when the lock is granted (PostgreSQL re-checks the WHERE).
-        local_id = provider_payment.metadata.get("payment_id")
-        try:
-            payment = locked.filter(pk=uuid.UUID(local_id)).first() if local_id else None
-        except ValueError:
-            payment = None
-        if payment is not None and payment.provider_payment_id not in (None, provider_payment.id):
-            payment = None
-    if payment is None:
+        payment = locked.filter(provider_payment_id=provider_payment.id).first()
+    if payment is None or payment.provider_payment_id not in (None, provider_payment.id):
         raise UnknownProviderPayment(f"YooKassa payment {provider_payment.id} is not one of ours.")
     return payment
 
@@ -202,7 +200,7 @@ def _on_succeeded(payment: Payment, provider_payment: ProviderPayment) -> list[s
     payment.paid_at = provider_payment.captured_at or clock.now()
     fields = ["paid_at"]
     method = provider_payment.payment_method
-    if method is not None and method.saved:
+    if method is not None and method.saved and getattr(payment.payment_method, "provider_method_id", None) != method.id:
         payment.payment_method = _save_payment_method(payment.viewer_id, method)
         fields.append("payment_method")
     event_record(payment.subscription, "payment.succeeded", payment=payment, amount=str(payment.amount))
