@@ -7,7 +7,6 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
 
 from billing import clock, locks
 from billing.errors import (
@@ -22,7 +21,6 @@ from billing.models import (
     FIRST_PROVIDER_CHECK,
     LIVE_SUBSCRIPTION_STATUSES,
     OPEN_PAYMENT_STATUSES,
-    ClientRequest,
     Payment,
     PaymentKind,
     PaymentStatus,
@@ -30,8 +28,9 @@ from billing.models import (
     SubscriptionStatus,
 )
 from billing.services.client_requests import (
+    KeyedRequest,
+    atomic_retrying_conflicts,
     client_request_check_key,
-    client_request_earlier,
     client_request_fingerprint,
 )
 from billing.services.events import event_record
@@ -39,8 +38,6 @@ from billing.services.payments import payment_create_at_provider, payment_refres
 from plans.models import Plan
 
 logger = logging.getLogger(__name__)
-
-_CHECKOUT_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -107,33 +104,24 @@ class _Checkout:
 
 def _open_checkout(request: _Checkout, *, idempotency_key: str | None) -> Payment:
     """The payment this checkout is about, committed before anything is asked of YooKassa."""
-    for _ in range(_CHECKOUT_ATTEMPTS):
-        try:
-            with transaction.atomic():
-                earlier = client_request_earlier(
-                    viewer_id=request.viewer_id,
-                    idempotency_key=idempotency_key,
-                    operation="subscribe",
-                    fingerprint=request.fingerprint,
-                )
-                if earlier is not None:
-                    return Payment.objects.select_related("subscription__plan").get(pk=earlier.payment_id)
-                payment = _checkout_payment(request)
-                if idempotency_key is not None:
-                    ClientRequest.objects.create(
-                        viewer_id=request.viewer_id,
-                        key=idempotency_key,
-                        operation="subscribe",
-                        fingerprint=request.fingerprint,
-                        subscription=payment.subscription,
-                        payment=payment,
-                    )
-                return payment
-        except IntegrityError:
-            # Another request of this viewer committed first (same key, or a second live
-            # subscription): the next round reads what it made.
-            continue
-    raise RuntimeError(f"Checkout of viewer {request.viewer_id} kept colliding with concurrent checkouts.")
+    keyed = KeyedRequest(
+        viewer_id=request.viewer_id,
+        idempotency_key=idempotency_key,
+        operation="subscribe",
+        fingerprint=request.fingerprint,
+    )
+
+    def open_or_repeat() -> Payment:
+        earlier = keyed.earlier()
+        if earlier is not None:
+            return Payment.objects.select_related("subscription__plan").get(pk=earlier.payment_id)
+        payment = _checkout_payment(request)
+        keyed.remember(subscription=payment.subscription, payment=payment)
+        return payment
+
+    # A conflict means another request of this viewer committed first (the same key, or a second
+    # live subscription): the next round reads what it made.
+    return atomic_retrying_conflicts(open_or_repeat)
 
 
 def _checkout_payment(request: _Checkout) -> Payment:

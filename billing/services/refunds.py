@@ -12,7 +12,7 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from billing import clock, locks
 from billing.errors import (
@@ -29,7 +29,6 @@ from billing.gateway.interface import NewRefund, ProviderRefund, ProviderRefundS
 from billing.models import (
     FIRST_PROVIDER_CHECK,
     OPEN_REFUND_STATUSES,
-    ClientRequest,
     IllegalTransition,
     Payment,
     PaymentStatus,
@@ -42,8 +41,9 @@ from billing.models import (
 from billing.money import Money
 from billing.refund_policy import RefundQuote, RefundRule, refund_quote
 from billing.services.client_requests import (
+    KeyedRequest,
+    atomic_retrying_conflicts,
     client_request_check_key,
-    client_request_earlier,
     client_request_fingerprint,
 )
 from billing.services.events import event_record
@@ -51,7 +51,6 @@ from billing.services.lifecycle import subscription_end
 
 logger = logging.getLogger(__name__)
 
-_ATTEMPTS = 5
 CANCELABLE_STATUSES = (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE)
 
 
@@ -110,10 +109,15 @@ def subscription_cancel(
     *, viewer_id: uuid.UUID, subscription_id: uuid.UUID, mode: CancelMode, idempotency_key: str | None
 ) -> CancelResult:
     client_request_check_key(idempotency_key)
-    fingerprint = client_request_fingerprint("cancel_subscription", subscription_id, mode)
+    request = KeyedRequest(
+        viewer_id=viewer_id,
+        idempotency_key=idempotency_key,
+        operation="cancel_subscription",
+        fingerprint=client_request_fingerprint("cancel_subscription", subscription_id, mode),
+    )
     if mode is CancelMode.AT_PERIOD_END:
-        return _cancel_at_period_end(viewer_id, subscription_id, idempotency_key, fingerprint)
-    refund = _open_cancellation_refund(viewer_id, subscription_id, idempotency_key, fingerprint)
+        return atomic_retrying_conflicts(lambda: _cancel_at_period_end(request, subscription_id))
+    refund = atomic_retrying_conflicts(lambda: _open_cancellation_refund(request, subscription_id))
     problem = None
     if refund.status == RefundStatus.CREATING:
         refund, problem = refund_create_at_provider(refund=refund)
@@ -122,102 +126,57 @@ def subscription_cancel(
     )
 
 
-def _cancel_at_period_end(
-    viewer_id: uuid.UUID, subscription_id: uuid.UUID, idempotency_key: str | None, fingerprint: str
-) -> CancelResult:
+def _cancel_at_period_end(request: KeyedRequest, subscription_id: uuid.UUID) -> CancelResult:
     """Stop renewing; access lasts to the period's end, when the expiry job ends the subscription."""
-    for _ in range(_ATTEMPTS):
-        try:
-            with transaction.atomic():
-                earlier = client_request_earlier(
-                    viewer_id=viewer_id,
-                    idempotency_key=idempotency_key,
-                    operation="cancel_subscription",
-                    fingerprint=fingerprint,
-                )
-                if earlier is not None:
-                    return CancelResult(subscription=Subscription.objects.get(pk=earlier.subscription_id))
-                subscription = _viewers(locks.subscriptions_for_update(), viewer_id, subscription_id)
-                # Under the lock: the first request under this key may have committed while we waited.
-                earlier = client_request_earlier(
-                    viewer_id=viewer_id,
-                    idempotency_key=idempotency_key,
-                    operation="cancel_subscription",
-                    fingerprint=fingerprint,
-                )
-                if earlier is not None:
-                    return CancelResult(subscription=Subscription.objects.get(pk=earlier.subscription_id))
-                _check_cancelable(subscription)
-                if subscription.cancel_at_period_end:
-                    raise AlreadyCanceled(
-                        f"The subscription already ends on {subscription.current_period_end:%Y-%m-%d}."
-                    )
-                if Refund.objects.filter(payment__subscription=subscription, status__in=OPEN_REFUND_STATUSES).exists():
-                    raise RefundInProgress("A refund for this subscription is under way.")
-                subscription.cancel_at_period_end = True
-                subscription.auto_renew = False
-                subscription.canceled_at = clock.now()
-                subscription.save(update_fields=["cancel_at_period_end", "auto_renew", "canceled_at", "updated_at"])
-                event_record(
-                    subscription, "subscription.cancel_scheduled", ends_at=subscription.current_period_end.isoformat()
-                )
-                _remember(viewer_id, idempotency_key, fingerprint, subscription)
-                return CancelResult(subscription=subscription)
-        except IntegrityError:
-            continue
-    raise RuntimeError(f"Cancellation of subscription {subscription_id} kept colliding with concurrent requests.")
+    subscription = _viewers(locks.subscriptions_for_update(), request.viewer_id, subscription_id)
+    # Asked under the lock: the first request under this key may have committed while we waited.
+    earlier = request.earlier()
+    if earlier is not None:
+        return CancelResult(subscription=Subscription.objects.get(pk=earlier.subscription_id))
+    _check_cancelable(subscription)
+    if subscription.cancel_at_period_end:
+        raise AlreadyCanceled(f"The subscription already ends on {subscription.current_period_end:%Y-%m-%d}.")
+    if Refund.objects.filter(payment__subscription=subscription, status__in=OPEN_REFUND_STATUSES).exists():
+        raise RefundInProgress("A refund for this subscription is under way.")
+    subscription.cancel_at_period_end = True
+    subscription.auto_renew = False
+    subscription.canceled_at = clock.now()
+    subscription.save(update_fields=["cancel_at_period_end", "auto_renew", "canceled_at", "updated_at"])
+    event_record(subscription, "subscription.cancel_scheduled", ends_at=subscription.current_period_end.isoformat())
+    request.remember(subscription=subscription)
+    return CancelResult(subscription=subscription)
 
 
-def _open_cancellation_refund(
-    viewer_id: uuid.UUID, subscription_id: uuid.UUID, idempotency_key: str | None, fingerprint: str
-) -> Refund:
+def _open_cancellation_refund(request: KeyedRequest, subscription_id: uuid.UUID) -> Refund:
     """The refund that ends this subscription, committed before YooKassa is asked."""
-    for _ in range(_ATTEMPTS):
-        try:
-            with transaction.atomic():
-                earlier = client_request_earlier(
-                    viewer_id=viewer_id,
-                    idempotency_key=idempotency_key,
-                    operation="cancel_subscription",
-                    fingerprint=fingerprint,
-                )
-                if earlier is not None:
-                    return Refund.objects.select_related("payment").get(pk=earlier.refund_id)
-                subscription = _viewers(Subscription.objects.select_related("plan"), viewer_id, subscription_id)
-                payment = _period_payment(subscription)
-                if payment is None:
-                    raise SubscriptionNotActive("Nothing was paid for this subscription yet.")
-                payment = locks.payments_for_update().get(pk=payment.pk)
-                subscription = locks.subscriptions_for_update().get(pk=subscription.pk)
-                # Under the locks: the first request under this key may have committed while we waited.
-                earlier = client_request_earlier(
-                    viewer_id=viewer_id,
-                    idempotency_key=idempotency_key,
-                    operation="cancel_subscription",
-                    fingerprint=fingerprint,
-                )
-                if earlier is not None:
-                    return Refund.objects.select_related("payment").get(pk=earlier.refund_id)
-                _check_cancelable(subscription)
-                refund = _refund_in_flight(payment)
-                if refund is None:
-                    quote, _ = subscription_refund_quote(subscription=subscription)
-                    if not quote.refundable:
-                        raise NotRefundable(
-                            "Nothing is left to refund for this period; cancel at the period's end instead."
-                        )
-                    refund = new_refund(
-                        payment,
-                        quote.amount,
-                        reason=f"Subscription canceled by the viewer ({quote.rule}).",
-                        initiator=RefundInitiator.VIEWER,
-                        ends_subscription=True,
-                    )
-                _remember(viewer_id, idempotency_key, fingerprint, subscription, refund=refund)
-                return refund
-        except IntegrityError:
-            continue
-    raise RuntimeError(f"Cancellation of subscription {subscription_id} kept colliding with concurrent requests.")
+    earlier = request.earlier()
+    if earlier is not None:
+        return Refund.objects.select_related("payment").get(pk=earlier.refund_id)
+    subscription = _viewers(Subscription.objects.select_related("plan"), request.viewer_id, subscription_id)
+    payment = _period_payment(subscription)
+    if payment is None:
+        raise SubscriptionNotActive("Nothing was paid for this subscription yet.")
+    payment = locks.payments_for_update().get(pk=payment.pk)
+    subscription = locks.subscriptions_for_update().get(pk=subscription.pk)
+    # Asked again under the locks: the first request under this key may have committed meanwhile.
+    earlier = request.earlier()
+    if earlier is not None:
+        return Refund.objects.select_related("payment").get(pk=earlier.refund_id)
+    _check_cancelable(subscription)
+    refund = _refund_in_flight(payment)
+    if refund is None:
+        quote, _ = subscription_refund_quote(subscription=subscription)
+        if not quote.refundable:
+            raise NotRefundable("Nothing is left to refund for this period; cancel at the period's end instead.")
+        refund = new_refund(
+            payment,
+            quote.amount,
+            reason=f"Subscription canceled by the viewer ({quote.rule}).",
+            initiator=RefundInitiator.VIEWER,
+            ends_subscription=True,
+        )
+    request.remember(subscription=subscription, refund=refund)
+    return refund
 
 
 def _refund_in_flight(payment: Payment) -> Refund | None:
@@ -242,25 +201,6 @@ def _viewers(queryset, viewer_id: uuid.UUID, subscription_id: uuid.UUID) -> Subs
     if subscription is None:
         raise NotFound("There is no such subscription.", field="subscriptionId")
     return subscription
-
-
-def _remember(
-    viewer_id: uuid.UUID,
-    idempotency_key: str | None,
-    fingerprint: str,
-    subscription: Subscription,
-    *,
-    refund: Refund | None = None,
-) -> None:
-    if idempotency_key is not None:
-        ClientRequest.objects.create(
-            viewer_id=viewer_id,
-            key=idempotency_key,
-            operation="cancel_subscription",
-            fingerprint=fingerprint,
-            subscription=subscription,
-            refund=refund,
-        )
 
 
 # --- operators ---------------------------------------------------------------------------------

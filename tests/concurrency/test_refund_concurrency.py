@@ -213,20 +213,20 @@ def test_twenty_concurrent_cancellations_at_the_period_end_with_one_key_get_the_
 def test_a_repeat_that_read_no_earlier_request_before_the_first_committed_still_gets_the_first_result(
     sandbox, viewer, active, monkeypatch, mode
 ):
-    """The narrow window of the tests above, made certain: the repeat looks its key up, then the
-    first request under the key runs to its end in another session, then the repeat goes on."""
-    real_earlier = refunds.client_request_earlier
+    """The narrow window of the tests above, made certain: the repeat has found no earlier request
+    under its key (or not looked yet), then the first request under the key runs to its end in
+    another session just before the repeat takes its locks, then the repeat goes on."""
+    real_viewers = refunds._viewers
     first = []
 
-    def earlier_while_the_first_runs_to_its_end(**kwargs):
-        found = real_earlier(**kwargs)
+    def first_runs_to_its_end_before_the_repeat_locks(*args):
         if not first:
             first.append(None)
             with ThreadPoolExecutor(max_workers=1) as pool:
                 first[0] = pool.submit(_cancel_in_a_thread, viewer, active, mode, "cancel-raced").result(timeout=10)
-        return found
+        return real_viewers(*args)
 
-    monkeypatch.setattr(refunds, "client_request_earlier", earlier_while_the_first_runs_to_its_end)
+    monkeypatch.setattr(refunds, "_viewers", first_runs_to_its_end_before_the_repeat_locks)
 
     repeat = services.subscription_cancel(
         viewer_id=viewer.id, subscription_id=active.pk, mode=mode, idempotency_key="cancel-raced"
