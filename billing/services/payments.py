@@ -17,6 +17,7 @@ from billing.models import (
     PaymentStatus,
 )
 from billing.services.events import event_record
+from billing.services.provider_calls import provider_create
 from billing.services.subscriptions import subscription_on_payment_failed, subscription_on_payment_succeeded
 
 logger = logging.getLogger(__name__)
@@ -28,20 +29,14 @@ class UnknownProviderPayment(Exception):
 
 def payment_create_at_provider(*, payment: Payment) -> tuple[Payment, GatewayError | None]:
     """Ask YooKassa for the payment under its own key (the first time, or again after a failure)."""
-    try:
-        provider_payment = get_gateway().create_payment(
+    return provider_create(
+        payment,
+        call=lambda: get_gateway().create_payment(
             _new_payment_request(payment), idempotence_key=payment.idempotence_key
-        )
-    except ProviderRejected as error:
-        if error.parameter == "Idempotence-Key":
-            # The key is in use: a payment may exist under it. Never give up on that payment here.
-            logger.error("YooKassa refused the key of payment %s: %s", payment.id, error)
-            return payment, error
-        return payment_mark_rejected(payment=payment, error=error), error
-    except GatewayError as error:
-        logger.warning("Payment %s not confirmed by YooKassa yet (%s); it keeps its key", payment.id, error)
-        return payment, error
-    return payment_apply_provider_state(provider_payment=provider_payment), None
+        ),
+        apply=lambda provider_payment: payment_apply_provider_state(provider_payment=provider_payment),
+        reject=lambda error: payment_mark_rejected(payment=payment, error=error),
+    )
 
 
 def _new_payment_request(payment: Payment) -> NewPayment:

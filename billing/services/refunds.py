@@ -48,6 +48,7 @@ from billing.services.client_requests import (
 )
 from billing.services.events import event_record
 from billing.services.lifecycle import subscription_end
+from billing.services.provider_calls import provider_create
 
 logger = logging.getLogger(__name__)
 
@@ -286,19 +287,12 @@ def new_refund(
 
 def refund_create_at_provider(*, refund: Refund) -> tuple[Refund, GatewayError | None]:
     """Ask YooKassa for the refund under its own key (the first time, or again after a failure)."""
-    try:
-        provider_refund = get_gateway().create_refund(
-            _new_refund_request(refund), idempotence_key=refund.idempotence_key
-        )
-    except ProviderRejected as error:
-        if error.parameter == "Idempotence-Key":
-            logger.error("YooKassa refused the key of refund %s: %s", refund.id, error)
-            return refund, error
-        return refund_mark_rejected(refund=refund, error=error), error
-    except GatewayError as error:
-        logger.warning("Refund %s not confirmed by YooKassa yet (%s); it keeps its key", refund.id, error)
-        return refund, error
-    return refund_apply_provider_state(provider_refund=provider_refund), None
+    return provider_create(
+        refund,
+        call=lambda: get_gateway().create_refund(_new_refund_request(refund), idempotence_key=refund.idempotence_key),
+        apply=lambda provider_refund: refund_apply_provider_state(provider_refund=provider_refund),
+        reject=lambda error: refund_mark_rejected(refund=refund, error=error),
+    )
 
 
 def _new_refund_request(refund: Refund) -> NewRefund:
