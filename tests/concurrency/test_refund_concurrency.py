@@ -322,10 +322,13 @@ def test_a_timeout_and_no_retry_the_refund_notification_completes_the_refund(ser
 
     refund = Refund.objects.get(pk=_node_id(timed_out["refund"]["id"]))
     creating = (refund.status, refund.provider_refund_id)
-    eventually(lambda: Subscription.objects.get(pk=active.pk).status == SubscriptionStatus.CANCELED, timeout=3.0)
+    # The webhook commits the refund (and the subscription's end) before it records its own outcome
+    # on the notification row: wait for that record, the webhook's last write, not the first one.
+    eventually(lambda: _answered_notifications("refund.succeeded"), timeout=5.0)
     refund.refresh_from_db()
     [provider_refund] = _sandbox_refunds(sandbox, active)
     notification = YooKassaNotification.objects.get(event="refund.succeeded")
+    assert Subscription.objects.get(pk=active.pk).status == SubscriptionStatus.CANCELED
     assert timed_out["errors"] == [{"code": "PROVIDER_UNAVAILABLE", "message": TIMEOUT_MESSAGE, "field": None}]
     assert timed_out["refund"]["status"] == "CREATING"
     assert timed_out["subscription"]["status"] == "ACTIVE"
@@ -336,6 +339,11 @@ def test_a_timeout_and_no_retry_the_refund_notification_completes_the_refund(ser
     assert notification.outcome == NotificationOutcome.PROCESSED
     assert notification.object_id == provider_refund["id"]
     assert sandbox.store.count_refunds() == 1
+
+
+def _answered_notifications(event: str) -> list[YooKassaNotification]:
+    """Notifications of `event` the webhook has finished with (the event is stored with the outcome)."""
+    return list(YooKassaNotification.objects.filter(event=event).exclude(outcome=NotificationOutcome.RECEIVED))
 
 
 def test_the_refund_notification_racing_the_mutations_own_answer_applies_the_refund_once(
