@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 
 from billing import clock, locks
 from billing.errors import (
@@ -31,6 +32,7 @@ from billing.models import (
     OPEN_REFUND_STATUSES,
     IllegalTransition,
     Payment,
+    PaymentKind,
     PaymentStatus,
     Refund,
     RefundInitiator,
@@ -76,12 +78,23 @@ class UnknownProviderRefund(Exception):
 
 
 def subscription_refund_quote(*, subscription: Subscription) -> tuple[RefundQuote, Payment | None]:
-    """What canceling now would give back, and the payment it would come from."""
+    """What canceling now would give back, and the payment it would come from (to show; the
+    cancellation quotes again with that payment locked)."""
     payment = _period_payment(subscription)
-    if payment is None or subscription.current_period_start is None:
+    return _quote(subscription, payment), payment
+
+
+def _quote(subscription: Subscription, payment: Payment | None) -> RefundQuote:
+    """The refund rule applied to `payment`, the current period's, as the caller picked it."""
+    if (
+        payment is None
+        or subscription.status not in CANCELABLE_STATUSES
+        # Money is on its way back already and the subscription ends with it: nothing more is on offer.
+        or _cancellation_refund_in_flight(subscription)
+    ):
         zero = Money.zero(subscription.plan.currency)
-        return RefundQuote(zero, RefundRule.NOTHING_LEFT, subscription.current_period_end or clock.now(), 0, 0), None
-    quote = refund_quote(
+        return RefundQuote(zero, RefundRule.NOTHING_LEFT, subscription.current_period_end or clock.now(), 0, 0)
+    return refund_quote(
         paid=payment.money,
         # What is being refunded right now is not on offer again.
         already_refunded=Money(payment.refunded_amount + _in_flight_amount(payment), payment.currency),
@@ -91,16 +104,35 @@ def subscription_refund_quote(*, subscription: Subscription) -> tuple[RefundQuot
         full_refund_days=settings.REFUND_FULL_WINDOW_DAYS,
         tz=ZoneInfo(settings.TIME_ZONE),
     )
-    return quote, payment
 
 
 def _in_flight_amount(payment: Payment):
     return sum((refund.amount for refund in payment.refunds.filter(status__in=OPEN_REFUND_STATUSES)), start=0)
 
 
+def _cancellation_refund_in_flight(subscription: Subscription) -> bool:
+    return Refund.objects.filter(
+        payment__subscription=subscription, ends_subscription=True, status__in=OPEN_REFUND_STATUSES
+    ).exists()
+
+
 def _period_payment(subscription: Subscription) -> Payment | None:
-    """The payment that paid for the current period: the latest that succeeded."""
-    return subscription.payments.filter(status=PaymentStatus.SUCCEEDED).order_by("-paid_at").first()
+    """The payment that paid for the current period: the renewal for it, or in the first period
+    the initial payment whose success started it (the period starts at its `paid_at`).
+
+    Not simply the latest payment: money can arrive for a period nobody needs any more (and go back).
+    """
+    start = subscription.current_period_start
+    if start is None:
+        return None
+    return (
+        subscription.payments.filter(
+            Q(kind=PaymentKind.RENEWAL, period_start=start) | Q(kind=PaymentKind.INITIAL, paid_at=start),
+            status=PaymentStatus.SUCCEEDED,
+        )
+        .order_by("-paid_at")
+        .first()
+    )
 
 
 # --- the viewer cancels --------------------------------------------------------------------------
@@ -154,11 +186,7 @@ def _open_cancellation_refund(request: KeyedRequest, subscription_id: uuid.UUID)
     if earlier is not None:
         return Refund.objects.select_related("payment").get(pk=earlier.refund_id)
     subscription = _viewers(Subscription.objects.select_related("plan"), request.viewer_id, subscription_id)
-    payment = _period_payment(subscription)
-    if payment is None:
-        raise SubscriptionNotActive("Nothing was paid for this subscription yet.")
-    payment = locks.payments_for_update().get(pk=payment.pk)
-    subscription = locks.subscriptions_for_update().get(pk=subscription.pk)
+    payment, subscription = _lock_period_payment(subscription)
     # Asked again under the locks: the first request under this key may have committed meanwhile.
     earlier = request.earlier()
     if earlier is not None:
@@ -166,7 +194,9 @@ def _open_cancellation_refund(request: KeyedRequest, subscription_id: uuid.UUID)
     _check_cancelable(subscription)
     refund = _refund_in_flight(payment)
     if refund is None:
-        quote, _ = subscription_refund_quote(subscription=subscription)
+        if _cancellation_refund_in_flight(subscription):
+            raise RefundInProgress("A refund for this subscription is under way; its result comes shortly.")
+        quote = _quote(subscription, payment)
         if not quote.refundable:
             raise NotRefundable("Nothing is left to refund for this period; cancel at the period's end instead.")
         refund = new_refund(
@@ -178,6 +208,39 @@ def _open_cancellation_refund(request: KeyedRequest, subscription_id: uuid.UUID)
         )
     request.remember(subscription=subscription, refund=refund)
     return refund
+
+
+class _PeriodMoved(Exception):
+    """A renewal started a new period between picking the period's payment and locking it."""
+
+
+# A renewal commits once per period, so a second pick practically always holds.
+PERIOD_PAYMENT_ATTEMPTS = 3
+
+
+def _lock_period_payment(subscription: Subscription) -> tuple[Payment, Subscription]:
+    """The current period's payment and its subscription, locked in billing.locks' order.
+
+    The payment's lock comes first, so the payment is picked before any lock is held; it is picked
+    again under the subscription's lock, where no renewal can move the period. If a renewal
+    committed in between, the stale pick's locks are let go (a savepoint) and it starts over.
+    """
+    for _ in range(PERIOD_PAYMENT_ATTEMPTS):
+        picked = _period_payment(subscription)
+        if picked is None:
+            raise SubscriptionNotActive("Nothing was paid for this subscription yet.")
+        try:
+            with transaction.atomic():
+                payment = locks.payments_for_update().get(pk=picked.pk)
+                subscription = locks.subscriptions_for_update().get(pk=subscription.pk)
+                current = _period_payment(subscription)
+                if current is None or current.pk != payment.pk:
+                    raise _PeriodMoved
+                payment.subscription = subscription
+                return payment, subscription
+        except _PeriodMoved:
+            logger.info("Subscription %s renewed while its refund was being prepared; picking again", subscription.pk)
+    raise RuntimeError(f"The period of subscription {subscription.pk} kept moving.")
 
 
 def _refund_in_flight(payment: Payment) -> Refund | None:
@@ -211,15 +274,12 @@ def subscription_cancel_with_refund_by_operator(*, subscription_id: uuid.UUID, o
     """The admin's "cancel now with the policy's refund", recorded as the operator's."""
     with transaction.atomic():
         subscription = Subscription.objects.select_related("plan").get(pk=subscription_id)
-        payment = _period_payment(subscription)
-        if payment is None:
-            raise SubscriptionNotActive("Nothing was paid for this subscription yet.")
-        payment = locks.payments_for_update().get(pk=payment.pk)
-        subscription = locks.subscriptions_for_update().get(pk=subscription.pk)
+        payment, subscription = _lock_period_payment(subscription)
         _check_cancelable(subscription)
-        if payment.refunds.filter(status__in=OPEN_REFUND_STATUSES).exists():
+        in_flight = payment.refunds.filter(status__in=OPEN_REFUND_STATUSES).exists()
+        if in_flight or _cancellation_refund_in_flight(subscription):
             raise RefundInProgress("A refund for this payment is under way.")
-        quote, _ = subscription_refund_quote(subscription=subscription)
+        quote = _quote(subscription, payment)
         if not quote.refundable:
             raise NotRefundable("Nothing is left to refund for this period.")
         refund = new_refund(
