@@ -5,7 +5,7 @@ from django.template.response import TemplateResponse
 
 from billing import services
 from billing.errors import BillingError
-from billing.models import BillingEvent, ClientRequest, Payment, PaymentMethod, Refund, Subscription
+from billing.models import BillingEvent, ClientRequest, Payment, PaymentMethod, Refund, RefundStatus, Subscription
 from billing.money import Money
 
 
@@ -48,9 +48,8 @@ def _confirm(modeladmin, request, *, rows, action, title, explanation, submit_la
 
 def _report(modeladmin, request, target, refund, problem) -> None:
     if problem is not None:
-        modeladmin.message_user(
-            request, f"{target}: refund {refund.pk} is {refund.status}: {problem.message}", messages.WARNING
-        )
+        level = messages.ERROR if refund.status == RefundStatus.CANCELED else messages.WARNING
+        modeladmin.message_user(request, f"{target}: refund {refund.pk} is {refund.status}: {problem.message}", level)
     else:
         modeladmin.message_user(request, f"{target}: refund of {refund.money} is {refund.status}.", messages.SUCCESS)
 
@@ -255,8 +254,22 @@ class PaymentAdmin(RefundPermission, ReadOnlyAdmin):
 
 @admin.register(Refund)
 class RefundAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "payment", "amount", "currency", "status", "initiator", "operator", "reason"]
-    list_filter = ["status", "initiator", "cancellation_reason"]
+    """Every refund; the ones YooKassa canceled are one filter away (status, who and why)."""
+
+    list_display = [
+        "created_at",
+        "payment",
+        "amount",
+        "currency",
+        "status",
+        "initiator",
+        "operator",
+        "ends_subscription",
+        "cancellation_party",
+        "cancellation_reason",
+        "reason",
+    ]
+    list_filter = ["status", "initiator", "ends_subscription", "cancellation_party", "cancellation_reason"]
     search_fields = [
         "=id",
         "provider_refund_id",

@@ -18,10 +18,12 @@ from django.db.models import Q
 from billing import clock, locks
 from billing.errors import (
     AlreadyCanceled,
+    BillingError,
     GatewayError,
     NotFound,
     NotRefundable,
     ProviderRejected,
+    RefundCanceled,
     RefundInProgress,
     SubscriptionNotActive,
 )
@@ -66,8 +68,9 @@ class CancelMode(StrEnum):
 class CancelResult:
     subscription: Subscription
     refund: Refund | None = None
-    # Set when YooKassa could not be reached: the refund keeps its key for the retry.
-    problem: GatewayError | None = None
+    # Set when YooKassa could not be reached (the refund keeps its key for the retry), refused the
+    # refund, or canceled it.
+    problem: BillingError | None = None
 
 
 class UnknownProviderRefund(Exception):
@@ -155,7 +158,19 @@ def subscription_cancel(
     if refund.status == RefundStatus.CREATING:
         refund, problem = refund_create_at_provider(refund=refund)
     return CancelResult(
-        subscription=Subscription.objects.select_related("plan").get(pk=subscription_id), refund=refund, problem=problem
+        subscription=Subscription.objects.select_related("plan").get(pk=subscription_id),
+        refund=refund,
+        problem=problem or _canceled_problem(refund),
+    )
+
+
+def _canceled_problem(refund: Refund) -> RefundCanceled | None:
+    """A refund that ended canceled is a failure to report, never a success (a repeat included)."""
+    if refund.status != RefundStatus.CANCELED:
+        return None
+    reason = f" ({refund.cancellation_reason})" if refund.cancellation_reason else ""
+    return RefundCanceled(
+        f"YooKassa declined the refund{reason}: no money was returned and the subscription is unchanged."
     )
 
 
@@ -292,12 +307,12 @@ def subscription_cancel_with_refund_by_operator(*, subscription_id: uuid.UUID, o
         )
     refund, problem = refund_create_at_provider(refund=refund)
     subscription.refresh_from_db()
-    return CancelResult(subscription=subscription, refund=refund, problem=problem)
+    return CancelResult(subscription=subscription, refund=refund, problem=problem or _canceled_problem(refund))
 
 
 def payment_refund_by_operator(
     *, payment_id: uuid.UUID, operator, reason: str, amount: Money | None = None
-) -> tuple[Refund, GatewayError | None]:
+) -> tuple[Refund, BillingError | None]:
     """Give back what is left of a payment (or part of it); the subscription is not touched."""
     with transaction.atomic():
         payment = locks.payments_for_update().get(pk=payment_id)
@@ -310,7 +325,8 @@ def payment_refund_by_operator(
         if not Money.zero(payment.currency) < amount <= left:
             raise NotRefundable(f"Between 0.01 and {left} can be refunded.", field="amount")
         refund = new_refund(payment, amount, reason=reason, initiator=RefundInitiator.OPERATOR, operator=operator)
-    return refund_create_at_provider(refund=refund)
+    refund, problem = refund_create_at_provider(refund=refund)
+    return refund, problem or _canceled_problem(refund)
 
 
 # --- refunds at YooKassa -----------------------------------------------------------------------

@@ -6,8 +6,9 @@ import pytest
 from django.test import Client
 
 from billing import clock, services
-from billing.models import Refund, RefundInitiator, RefundStatus, SubscriptionStatus
+from billing.models import BillingEvent, Refund, RefundInitiator, RefundStatus, SubscriptionStatus
 from billing.services import renewals
+from sandbox.emulator import RefundOutcome
 from tests.helpers import pay_on_page, start_checkout
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sandbox")]
@@ -122,3 +123,27 @@ def test_the_subscription_page_shows_its_history_and_dunning(operator, active, s
     assert b"insufficient_funds" in page.content
     assert b"past_due" in page.content
     assert str(active.pk).encode() in listing.content
+
+
+def test_a_refund_yookassa_cancels_is_reported_as_an_error_and_listed_with_the_canceled_ones(operator, active, sandbox):
+    sandbox.emulator.refund_outcome = RefundOutcome.CANCELED
+
+    response = operator.post(
+        "/admin/billing/subscription/",
+        {"action": "cancel_with_refund", "_selected_action": [active.pk], "confirm": "yes", "reason": "Duplicate"},
+        follow=True,
+    )
+    canceled = operator.get("/admin/billing/refund/?status__exact=canceled")
+    succeeded = operator.get("/admin/billing/refund/?status__exact=succeeded")
+
+    refund = Refund.objects.get()
+    active.refresh_from_db()
+    assert refund.status == RefundStatus.CANCELED
+    assert active.status == SubscriptionStatus.ACTIVE
+    assert b'class="error"' in response.content
+    assert b"YooKassa declined the refund (rejected_by_payee)" in response.content
+    assert canceled.status_code == 200
+    assert f"/admin/billing/refund/{refund.pk}/change/".encode() in canceled.content
+    assert b"rejected_by_payee" in canceled.content
+    assert f"/admin/billing/refund/{refund.pk}/change/".encode() not in succeeded.content
+    assert BillingEvent.objects.filter(type="refund.canceled", refund=refund).count() == 1

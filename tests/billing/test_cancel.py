@@ -9,10 +9,12 @@ import pytest
 from billing import clock, services
 from billing.errors import (
     AlreadyCanceled,
+    ErrorCode,
     IdempotencyKeyReused,
     NotFound,
     NotRefundable,
     ProviderOutcomeUnknown,
+    RefundCanceled,
     RefundInProgress,
     SubscriptionNotActive,
 )
@@ -276,6 +278,21 @@ def test_a_refund_yookassa_cancels_leaves_the_subscription_as_it_was(viewer, act
     assert result.subscription.status == SubscriptionStatus.ACTIVE
     assert result.refund.payment.refunded_amount == 0
     assert BillingEvent.objects.filter(type="refund.canceled").count() == 1
+    assert isinstance(result.problem, RefundCanceled)
+    assert result.problem.code is ErrorCode.REFUND_CANCELED
+
+
+def test_a_repeat_of_a_refund_yookassa_canceled_reports_it_again(viewer, active, sandbox):
+    sandbox.emulator.refund_outcome = RefundOutcome.CANCELED
+    first = cancel(viewer, active, key="cancel-declined")
+
+    again = cancel(viewer, active, key="cancel-declined")
+
+    assert again.refund.pk == first.refund.pk
+    assert again.refund.status == RefundStatus.CANCELED
+    assert isinstance(again.problem, RefundCanceled)
+    assert again.subscription.status == SubscriptionStatus.ACTIVE
+    assert sandbox.store.count_refunds() == 1
 
 
 def test_a_pending_refund_blocks_a_second_one_and_ends_the_subscription_when_it_succeeds(viewer, active, sandbox):

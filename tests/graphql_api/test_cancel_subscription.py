@@ -7,7 +7,7 @@ import pytest
 from strawberry.relay import to_base64
 
 from billing import clock, services
-from billing.models import Refund, SubscriptionStatus
+from billing.models import Refund, RefundStatus, SubscriptionStatus
 from sandbox.emulator import RefundOutcome
 from tests.helpers import make_token, pay_on_page, start_checkout
 
@@ -232,6 +232,29 @@ def test_while_the_refund_is_pending_the_quote_offers_nothing(graphql, token, th
     assert answer["data"]["refundQuote"]["amount"] == {"amount": "0.00"}
     assert answer["data"]["refundQuote"]["rule"] == "NOTHING_LEFT"
     assert answer["data"]["refundQuote"]["refundable"] is False
+
+
+def test_a_refund_yookassa_cancels_is_an_error_and_the_subscription_stays(graphql, token, active, sandbox):
+    sandbox.emulator.refund_outcome = RefundOutcome.CANCELED
+    subscription_id = to_base64("PlanSubscription", active.pk)
+
+    payload = cancel(graphql, token, subscription_id, key="declined")
+    again = cancel(graphql, token, subscription_id, key="declined")
+
+    expected_error = {
+        "code": "REFUND_CANCELED",
+        "field": None,
+        "message": "YooKassa declined the refund (rejected_by_payee): no money was returned and the subscription "
+        "is unchanged.",
+    }
+    assert payload["errors"] == [expected_error]
+    assert payload["refund"] == {"status": "CANCELED", "amount": {"amount": "299.00", "currency": "RUB"}}
+    assert payload["subscription"]["status"] == "ACTIVE"
+    assert again == payload
+    active.refresh_from_db()
+    assert active.status == SubscriptionStatus.ACTIVE
+    assert Refund.objects.get().status == RefundStatus.CANCELED
+    assert sandbox.store.count_refunds() == 1
 
 
 def test_a_second_cancellation_while_the_refund_is_pending_is_refund_in_progress(graphql, token, active, sandbox):
