@@ -175,17 +175,26 @@ def _canceled_problem(refund: Refund) -> RefundCanceled | None:
 
 
 def _cancel_at_period_end(request: KeyedRequest, subscription_id: uuid.UUID) -> CancelResult:
-    """Stop renewing; access lasts to the period's end, when the expiry job ends the subscription."""
+    """Stop renewing; access lasts to the period's end, when the expiry job ends the subscription.
+
+    A past-due subscription's paid period is over already: it ends now (no refund, no more dunning).
+    """
     subscription = _viewers(locks.subscriptions_for_update(), request.viewer_id, subscription_id)
     # Asked under the lock: the first request under this key may have committed while we waited.
     earlier = request.earlier()
     if earlier is not None:
         return CancelResult(subscription=Subscription.objects.get(pk=earlier.subscription_id))
     _check_cancelable(subscription)
-    if subscription.cancel_at_period_end:
+    past_due = subscription.status == SubscriptionStatus.PAST_DUE
+    if subscription.cancel_at_period_end and not past_due:
         raise AlreadyCanceled(f"The subscription already ends on {subscription.current_period_end:%Y-%m-%d}.")
     if Refund.objects.filter(payment__subscription=subscription, status__in=OPEN_REFUND_STATUSES).exists():
         raise RefundInProgress("A refund for this subscription is under way.")
+    if past_due:
+        subscription.cancel_at_period_end = False
+        subscription_end(subscription, SubscriptionStatus.CANCELED, reason="canceled_while_past_due")
+        request.remember(subscription=subscription)
+        return CancelResult(subscription=subscription)
     subscription.cancel_at_period_end = True
     subscription.auto_renew = False
     subscription.canceled_at = clock.now()

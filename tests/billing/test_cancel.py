@@ -30,7 +30,7 @@ from billing.models import (
 )
 from billing.money import Money
 from billing.refund_policy import RefundRule
-from billing.services import CancelMode, reconciliation, renewals
+from billing.services import CancelMode, lifecycle, reconciliation, renewals
 from graphql_api.auth import Viewer
 from sandbox.emulator import RefundOutcome
 from sandbox.faults import ApiEffect, ApiFault
@@ -471,6 +471,35 @@ def test_after_a_renewal_the_renewal_is_quoted_and_refunded_on_its_own_period(vi
     assert result.refund.money == quote.amount
     assert result.subscription.status == SubscriptionStatus.CANCELED
     assert Payment.objects.get(kind=PaymentKind.INITIAL).refunds.count() == 0
+
+
+# --- past due ----------------------------------------------------------------------------------
+
+
+def test_canceling_a_past_due_subscription_at_the_period_end_ends_it_now_and_stops_dunning(viewer, active, sandbox):
+    sandbox.emulator.set_payment_method_decline(active.payment_method.provider_method_id, "insufficient_funds")
+    with clock.travel_to(active.current_period_end - timedelta(hours=2)):
+        renewals.subscription_renew_due()
+    active.refresh_from_db()
+    assert active.status == SubscriptionStatus.PAST_DUE
+    charges = sandbox.store.count_payments()
+
+    result = cancel(viewer, active, CancelMode.AT_PERIOD_END)
+
+    with clock.travel_to(active.next_renewal_attempt_at + timedelta(minutes=1)):
+        retried = renewals.subscription_retry_past_due()
+    with clock.travel_to(active.current_period_end + timedelta(days=30)):
+        lifecycle.subscription_expire_due()
+    active.refresh_from_db()
+    assert result.refund is None
+    assert result.subscription.status == SubscriptionStatus.CANCELED
+    assert active.status == SubscriptionStatus.CANCELED
+    assert (active.auto_renew, active.next_renewal_attempt_at) == (False, None)
+    assert active.canceled_at is not None
+    assert retried.charged == 0
+    assert sandbox.store.count_payments() == charges
+    assert sandbox.store.count_refunds() == 0
+    assert BillingEvent.objects.filter(subscription=active, type="subscription.canceled").count() == 1
 
 
 # --- reconciliation --------------------------------------------------------------------------
