@@ -79,6 +79,10 @@ class NotRefundable(BillingError):
     code = ErrorCode.NOT_REFUNDABLE
 
 
+class RefundQuoteChanged(NotRefundable):
+    """The refund is no longer what the operator confirmed (time passed, or money moved)."""
+
+
 class RefundInProgress(BillingError):
     code = ErrorCode.REFUND_IN_PROGRESS
 

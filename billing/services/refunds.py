@@ -25,6 +25,7 @@ from billing.errors import (
     ProviderRejected,
     RefundCanceled,
     RefundInProgress,
+    RefundQuoteChanged,
     SubscriptionNotActive,
 )
 from billing.gateway import get_gateway
@@ -294,8 +295,14 @@ def _viewers(queryset, viewer_id: uuid.UUID, subscription_id: uuid.UUID) -> Subs
 # --- operators ---------------------------------------------------------------------------------
 
 
-def subscription_cancel_with_refund_by_operator(*, subscription_id: uuid.UUID, operator, reason: str) -> CancelResult:
-    """The admin's "cancel now with the policy's refund", recorded as the operator's."""
+def subscription_cancel_with_refund_by_operator(
+    *, subscription_id: uuid.UUID, operator, reason: str, expected_amount: Money | None = None
+) -> CancelResult:
+    """The admin's "cancel now with the policy's refund", recorded as the operator's.
+
+    `expected_amount` is the refund the operator confirmed: when the quote differs by now, nothing
+    is done.
+    """
     with transaction.atomic():
         subscription = Subscription.objects.select_related("plan").get(pk=subscription_id)
         payment, subscription = _lock_period_payment(subscription)
@@ -306,6 +313,8 @@ def subscription_cancel_with_refund_by_operator(*, subscription_id: uuid.UUID, o
         quote = _quote(subscription, payment)
         if not quote.refundable:
             raise NotRefundable("Nothing is left to refund for this period.")
+        if expected_amount is not None and quote.amount != expected_amount:
+            raise RefundQuoteChanged(f"The refund is now {quote.amount}, not the {expected_amount} confirmed.")
         refund = new_refund(
             payment,
             quote.amount,
