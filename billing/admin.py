@@ -1,12 +1,17 @@
 """Operators read everything here; the only changes are actions that go through billing's services."""
 
+from decimal import Decimal, InvalidOperation
+
+from django import forms
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 
 from billing import services
 from billing.errors import BillingError
-from billing.models import BillingEvent, ClientRequest, Payment, PaymentMethod, Refund, Subscription
+from billing.models import BillingEvent, ClientRequest, Payment, PaymentMethod, Refund, RefundStatus, Subscription
 from billing.money import Money
+
+REASON_MAX_LENGTH = Refund._meta.get_field("reason").max_length
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -30,6 +35,38 @@ class RefundPermission:
         return request.user.has_perm("billing.add_refund")
 
 
+class RefundConfirmationForm(forms.Form):
+    """What the confirmation page posts back: the reason (it must fit its column, untruncated)."""
+
+    reason = forms.CharField(
+        max_length=REASON_MAX_LENGTH,
+        error_messages={
+            "required": "A reason is required.",
+            "max_length": "A reason has at most %(limit_value)d characters; this one has %(show_value)d.",
+        },
+    )
+
+
+def _confirmed_reason(modeladmin, request) -> str | None:
+    form = RefundConfirmationForm(request.POST)
+    if form.is_valid():
+        return form.cleaned_data["reason"]
+    for error in form.errors["reason"]:
+        modeladmin.message_user(request, error, messages.ERROR)
+    return None
+
+
+def _confirmed_amount(modeladmin, request, target, currency: str) -> Money | None:
+    """The refund the operator saw on the confirmation page for `target`, as posted back."""
+    try:
+        return Money(Decimal(request.POST.get(f"quoted-{target.pk}", "")), currency)
+    except (InvalidOperation, ValueError):
+        modeladmin.message_user(
+            request, f"{target}: no confirmed amount; confirm it on the confirmation page.", messages.ERROR
+        )
+        return None
+
+
 def _confirm(modeladmin, request, *, rows, action, title, explanation, submit_label) -> TemplateResponse:
     return TemplateResponse(
         request,
@@ -42,15 +79,15 @@ def _confirm(modeladmin, request, *, rows, action, title, explanation, submit_la
             "title": title,
             "explanation": explanation,
             "submit_label": submit_label,
+            "reason_max_length": REASON_MAX_LENGTH,
         },
     )
 
 
 def _report(modeladmin, request, target, refund, problem) -> None:
     if problem is not None:
-        modeladmin.message_user(
-            request, f"{target}: refund {refund.pk} is {refund.status}: {problem.message}", messages.WARNING
-        )
+        level = messages.ERROR if refund.status == RefundStatus.CANCELED else messages.WARNING
+        modeladmin.message_user(request, f"{target}: refund {refund.pk} is {refund.status}: {problem.message}", level)
     else:
         modeladmin.message_user(request, f"{target}: refund of {refund.money} is {refund.status}.", messages.SUCCESS)
 
@@ -170,14 +207,16 @@ class SubscriptionAdmin(RefundPermission, ReadOnlyAdmin):
                 ),
                 submit_label="Refund and cancel",
             )
-        reason = request.POST.get("reason", "").strip()
-        if not reason:
-            self.message_user(request, "A reason is required.", messages.ERROR)
+        reason = _confirmed_reason(self, request)
+        if reason is None:
             return None
-        for subscription in queryset:
+        for subscription in queryset.select_related("plan"):
+            confirmed = _confirmed_amount(self, request, subscription, subscription.plan.currency)
+            if confirmed is None:
+                continue
             try:
                 result = services.subscription_cancel_with_refund_by_operator(
-                    subscription_id=subscription.pk, operator=request.user, reason=reason
+                    subscription_id=subscription.pk, operator=request.user, reason=reason, expected_amount=confirmed
                 )
             except BillingError as error:
                 self.message_user(request, f"{subscription}: {error.message}", messages.ERROR)
@@ -229,14 +268,17 @@ class PaymentAdmin(RefundPermission, ReadOnlyAdmin):
                 explanation="Gives back what is left of each payment; subscriptions are not changed.",
                 submit_label="Refund",
             )
-        reason = request.POST.get("reason", "").strip()
-        if not reason:
-            self.message_user(request, "A reason is required.", messages.ERROR)
+        reason = _confirmed_reason(self, request)
+        if reason is None:
             return None
         for payment in queryset:
+            confirmed = _confirmed_amount(self, request, payment, payment.currency)
+            if confirmed is None:
+                continue
             try:
+                # The amount shown, or nothing: a smaller remainder by now is refused.
                 refund, problem = services.payment_refund_by_operator(
-                    payment_id=payment.pk, operator=request.user, reason=reason
+                    payment_id=payment.pk, operator=request.user, reason=reason, amount=confirmed
                 )
             except BillingError as error:
                 self.message_user(request, f"{payment}: {error.message}", messages.ERROR)
@@ -255,8 +297,22 @@ class PaymentAdmin(RefundPermission, ReadOnlyAdmin):
 
 @admin.register(Refund)
 class RefundAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "payment", "amount", "currency", "status", "initiator", "operator", "reason"]
-    list_filter = ["status", "initiator", "cancellation_reason"]
+    """Every refund; the ones YooKassa canceled are one filter away (status, who and why)."""
+
+    list_display = [
+        "created_at",
+        "payment",
+        "amount",
+        "currency",
+        "status",
+        "initiator",
+        "operator",
+        "ends_subscription",
+        "cancellation_party",
+        "cancellation_reason",
+        "reason",
+    ]
+    list_filter = ["status", "initiator", "ends_subscription", "cancellation_party", "cancellation_reason"]
     search_fields = [
         "=id",
         "provider_refund_id",

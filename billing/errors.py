@@ -19,6 +19,7 @@ class ErrorCode(StrEnum):
     ALREADY_CANCELED = "already_canceled"
     NOT_REFUNDABLE = "not_refundable"
     REFUND_IN_PROGRESS = "refund_in_progress"
+    REFUND_CANCELED = "refund_canceled"
     NO_PAYMENT_METHOD = "no_payment_method"
     PROVIDER_UNAVAILABLE = "provider_unavailable"
     PROVIDER_REJECTED = "provider_rejected"
@@ -78,8 +79,18 @@ class NotRefundable(BillingError):
     code = ErrorCode.NOT_REFUNDABLE
 
 
+class RefundQuoteChanged(NotRefundable):
+    """The refund is no longer what the operator confirmed (time passed, or money moved)."""
+
+
 class RefundInProgress(BillingError):
     code = ErrorCode.REFUND_IN_PROGRESS
+
+
+class RefundCanceled(BillingError):
+    """YooKassa declined the refund: no money went back and the subscription is as it was."""
+
+    code = ErrorCode.REFUND_CANCELED
 
 
 class NoPaymentMethod(BillingError):

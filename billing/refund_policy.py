@@ -1,10 +1,13 @@
 """How much a viewer gets back for a paid period: the product's refund rule, as one pure function.
 
-- Within the first `full_refund_days` of the period: everything paid for it.
+- Within the first `full_refund_days` times 24 hours of the period (counted from the moment it
+  started, not in calendar days): everything still refundable.
 - After that: the unused whole days of the period, pro rata of the amount actually paid (not
-  today's price). Days are calendar days in the cinema's time zone; the day the period started
-  (the day of payment) and today both count as used.
+  today's price, nor what is left after earlier refunds). Days are calendar days in `tz` (the
+  service passes settings.TIME_ZONE, so that setting decides where a day begins); the day the period
+  started (the day of payment) and today both count as used.
 - Rounded down to the kopeck, and never more than what is still refundable (paid minus refunded).
+- Nothing once the period is over.
 """
 
 from dataclasses import dataclass
@@ -54,12 +57,17 @@ def refund_quote(
     used_days = min(max((now.astimezone(tz).date() - first_day).days + 1, 0), period_days)
     unused_days = period_days - used_days
 
-    if now < period_start + timedelta(days=full_refund_days):
+    if now >= period_end:
+        rule, amount = RefundRule.NOTHING_LEFT, Money.zero(paid.currency)
+    elif now < period_start + timedelta(days=full_refund_days):
         rule, amount = RefundRule.FULL, refundable
     else:
-        pro_rata = (paid.amount * unused_days / period_days).quantize(CENT, rounding=ROUND_DOWN)
-        rule, amount = RefundRule.PRO_RATA, min(Money(pro_rata, paid.currency), refundable)
-    if amount.amount <= 0 or now >= period_end:
+        pro_rata = Money.zero(paid.currency)
+        if unused_days:  # none, and no days to divide by, in a period within one day (24 h over a DST change)
+            share = (paid.amount * unused_days / period_days).quantize(CENT, rounding=ROUND_DOWN)
+            pro_rata = Money(share, paid.currency)
+        rule, amount = RefundRule.PRO_RATA, min(pro_rata, refundable)
+    if amount.amount <= 0:
         rule, amount = RefundRule.NOTHING_LEFT, Money.zero(paid.currency)
     return RefundQuote(
         amount=amount, rule=rule, period_end=period_end, period_days=period_days, unused_days=unused_days

@@ -81,11 +81,22 @@ class RefundQuoteType:
     rule: RefundRule
     period_end: datetime
     refundable: bool
+    period_days: int = strawberry.field(
+        description="Calendar days of the paid period (0 when there is no period to refund from)."
+    )
+    unused_days: int = strawberry.field(
+        description="Whole days of the period after today, the ones a pro rata refund pays back."
+    )
 
     @classmethod
     def of(cls, quote: refund_policy.RefundQuote) -> "RefundQuoteType":
         return cls(
-            amount=Money.of(quote.amount), rule=quote.rule, period_end=quote.period_end, refundable=quote.refundable
+            amount=Money.of(quote.amount),
+            rule=quote.rule,
+            period_end=quote.period_end,
+            refundable=quote.refundable,
+            period_days=quote.period_days,
+            unused_days=quote.unused_days,
         )
 
 

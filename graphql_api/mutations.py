@@ -40,8 +40,9 @@ class SubscribePayload:
 class CancelSubscriptionInput:
     subscription_id: relay.GlobalID
     mode: CancelMode = strawberry.field(
-        description="AT_PERIOD_END: no renewal, access to the period's end. "
-        "NOW_WITH_REFUND: money back per the refund rule (see refundQuote), access ends."
+        description="AT_PERIOD_END: no renewal, access to the period's end (a past-due subscription, whose "
+        "paid period is over, ends at once). NOW_WITH_REFUND: money back per the refund rule (see refundQuote), "
+        "access ends when the refund succeeds; a refund YooKassa declines is a REFUND_CANCELED error."
     )
     idempotency_key: str | None = strawberry.field(
         default=None, description="Unique per request: a repeat with the same key returns the first result."

@@ -13,15 +13,19 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 
 from billing import clock, locks
 from billing.errors import (
     AlreadyCanceled,
+    BillingError,
     GatewayError,
     NotFound,
     NotRefundable,
     ProviderRejected,
+    RefundCanceled,
     RefundInProgress,
+    RefundQuoteChanged,
     SubscriptionNotActive,
 )
 from billing.gateway import get_gateway
@@ -31,6 +35,7 @@ from billing.models import (
     OPEN_REFUND_STATUSES,
     IllegalTransition,
     Payment,
+    PaymentKind,
     PaymentStatus,
     Refund,
     RefundInitiator,
@@ -64,8 +69,9 @@ class CancelMode(StrEnum):
 class CancelResult:
     subscription: Subscription
     refund: Refund | None = None
-    # Set when YooKassa could not be reached: the refund keeps its key for the retry.
-    problem: GatewayError | None = None
+    # Set when YooKassa could not be reached (the refund keeps its key for the retry), refused the
+    # refund, or canceled it.
+    problem: BillingError | None = None
 
 
 class UnknownProviderRefund(Exception):
@@ -76,12 +82,23 @@ class UnknownProviderRefund(Exception):
 
 
 def subscription_refund_quote(*, subscription: Subscription) -> tuple[RefundQuote, Payment | None]:
-    """What canceling now would give back, and the payment it would come from."""
+    """What canceling now would give back, and the payment it would come from (to show; the
+    cancellation quotes again with that payment locked)."""
     payment = _period_payment(subscription)
-    if payment is None or subscription.current_period_start is None:
+    return _quote(subscription, payment), payment
+
+
+def _quote(subscription: Subscription, payment: Payment | None) -> RefundQuote:
+    """The refund rule applied to `payment`, the current period's, as the caller picked it."""
+    if (
+        payment is None
+        or subscription.status not in CANCELABLE_STATUSES
+        # Money is on its way back already and the subscription ends with it: nothing more is on offer.
+        or _cancellation_refund_in_flight(subscription)
+    ):
         zero = Money.zero(subscription.plan.currency)
-        return RefundQuote(zero, RefundRule.NOTHING_LEFT, subscription.current_period_end or clock.now(), 0, 0), None
-    quote = refund_quote(
+        return RefundQuote(zero, RefundRule.NOTHING_LEFT, subscription.current_period_end or clock.now(), 0, 0)
+    return refund_quote(
         paid=payment.money,
         # What is being refunded right now is not on offer again.
         already_refunded=Money(payment.refunded_amount + _in_flight_amount(payment), payment.currency),
@@ -91,16 +108,35 @@ def subscription_refund_quote(*, subscription: Subscription) -> tuple[RefundQuot
         full_refund_days=settings.REFUND_FULL_WINDOW_DAYS,
         tz=ZoneInfo(settings.TIME_ZONE),
     )
-    return quote, payment
 
 
 def _in_flight_amount(payment: Payment):
     return sum((refund.amount for refund in payment.refunds.filter(status__in=OPEN_REFUND_STATUSES)), start=0)
 
 
+def _cancellation_refund_in_flight(subscription: Subscription) -> bool:
+    return Refund.objects.filter(
+        payment__subscription=subscription, ends_subscription=True, status__in=OPEN_REFUND_STATUSES
+    ).exists()
+
+
 def _period_payment(subscription: Subscription) -> Payment | None:
-    """The payment that paid for the current period: the latest that succeeded."""
-    return subscription.payments.filter(status=PaymentStatus.SUCCEEDED).order_by("-paid_at").first()
+    """The payment that paid for the current period: the renewal for it, or in the first period
+    the initial payment whose success started it (the period starts at its `paid_at`).
+
+    Not simply the latest payment: money can arrive for a period nobody needs any more (and go back).
+    """
+    start = subscription.current_period_start
+    if start is None:
+        return None
+    return (
+        subscription.payments.filter(
+            Q(kind=PaymentKind.RENEWAL, period_start=start) | Q(kind=PaymentKind.INITIAL, paid_at=start),
+            status=PaymentStatus.SUCCEEDED,
+        )
+        .order_by("-paid_at")
+        .first()
+    )
 
 
 # --- the viewer cancels --------------------------------------------------------------------------
@@ -123,22 +159,43 @@ def subscription_cancel(
     if refund.status == RefundStatus.CREATING:
         refund, problem = refund_create_at_provider(refund=refund)
     return CancelResult(
-        subscription=Subscription.objects.select_related("plan").get(pk=subscription_id), refund=refund, problem=problem
+        subscription=Subscription.objects.select_related("plan").get(pk=subscription_id),
+        refund=refund,
+        problem=problem or _canceled_problem(refund),
+    )
+
+
+def _canceled_problem(refund: Refund) -> RefundCanceled | None:
+    """A refund that ended canceled is a failure to report, never a success (a repeat included)."""
+    if refund.status != RefundStatus.CANCELED:
+        return None
+    reason = f" ({refund.cancellation_reason})" if refund.cancellation_reason else ""
+    return RefundCanceled(
+        f"YooKassa declined the refund{reason}: no money was returned and the subscription is unchanged."
     )
 
 
 def _cancel_at_period_end(request: KeyedRequest, subscription_id: uuid.UUID) -> CancelResult:
-    """Stop renewing; access lasts to the period's end, when the expiry job ends the subscription."""
+    """Stop renewing; access lasts to the period's end, when the expiry job ends the subscription.
+
+    A past-due subscription's paid period is over already: it ends now (no refund, no more dunning).
+    """
     subscription = _viewers(locks.subscriptions_for_update(), request.viewer_id, subscription_id)
     # Asked under the lock: the first request under this key may have committed while we waited.
     earlier = request.earlier()
     if earlier is not None:
         return CancelResult(subscription=Subscription.objects.get(pk=earlier.subscription_id))
     _check_cancelable(subscription)
-    if subscription.cancel_at_period_end:
+    past_due = subscription.status == SubscriptionStatus.PAST_DUE
+    if subscription.cancel_at_period_end and not past_due:
         raise AlreadyCanceled(f"The subscription already ends on {subscription.current_period_end:%Y-%m-%d}.")
     if Refund.objects.filter(payment__subscription=subscription, status__in=OPEN_REFUND_STATUSES).exists():
         raise RefundInProgress("A refund for this subscription is under way.")
+    if past_due:
+        subscription.cancel_at_period_end = False
+        subscription_end(subscription, SubscriptionStatus.CANCELED, reason="canceled_while_past_due")
+        request.remember(subscription=subscription)
+        return CancelResult(subscription=subscription)
     subscription.cancel_at_period_end = True
     subscription.auto_renew = False
     subscription.canceled_at = clock.now()
@@ -154,11 +211,7 @@ def _open_cancellation_refund(request: KeyedRequest, subscription_id: uuid.UUID)
     if earlier is not None:
         return Refund.objects.select_related("payment").get(pk=earlier.refund_id)
     subscription = _viewers(Subscription.objects.select_related("plan"), request.viewer_id, subscription_id)
-    payment = _period_payment(subscription)
-    if payment is None:
-        raise SubscriptionNotActive("Nothing was paid for this subscription yet.")
-    payment = locks.payments_for_update().get(pk=payment.pk)
-    subscription = locks.subscriptions_for_update().get(pk=subscription.pk)
+    payment, subscription = _lock_period_payment(subscription)
     # Asked again under the locks: the first request under this key may have committed meanwhile.
     earlier = request.earlier()
     if earlier is not None:
@@ -166,7 +219,9 @@ def _open_cancellation_refund(request: KeyedRequest, subscription_id: uuid.UUID)
     _check_cancelable(subscription)
     refund = _refund_in_flight(payment)
     if refund is None:
-        quote, _ = subscription_refund_quote(subscription=subscription)
+        if _cancellation_refund_in_flight(subscription):
+            raise RefundInProgress("A refund for this subscription is under way; its result comes shortly.")
+        quote = _quote(subscription, payment)
         if not quote.refundable:
             raise NotRefundable("Nothing is left to refund for this period; cancel at the period's end instead.")
         refund = new_refund(
@@ -178,6 +233,39 @@ def _open_cancellation_refund(request: KeyedRequest, subscription_id: uuid.UUID)
         )
     request.remember(subscription=subscription, refund=refund)
     return refund
+
+
+class _PeriodMoved(Exception):
+    """A renewal started a new period between picking the period's payment and locking it."""
+
+
+# A renewal commits once per period, so a second pick practically always holds.
+PERIOD_PAYMENT_ATTEMPTS = 3
+
+
+def _lock_period_payment(subscription: Subscription) -> tuple[Payment, Subscription]:
+    """The current period's payment and its subscription, locked in billing.locks' order.
+
+    The payment's lock comes first, so the payment is picked before any lock is held; it is picked
+    again under the subscription's lock, where no renewal can move the period. If a renewal
+    committed in between, the stale pick's locks are let go (a savepoint) and it starts over.
+    """
+    for _ in range(PERIOD_PAYMENT_ATTEMPTS):
+        picked = _period_payment(subscription)
+        if picked is None:
+            raise SubscriptionNotActive("Nothing was paid for this subscription yet.")
+        try:
+            with transaction.atomic():
+                payment = locks.payments_for_update().get(pk=picked.pk)
+                subscription = locks.subscriptions_for_update().get(pk=subscription.pk)
+                current = _period_payment(subscription)
+                if current is None or current.pk != payment.pk:
+                    raise _PeriodMoved
+                payment.subscription = subscription
+                return payment, subscription
+        except _PeriodMoved:
+            logger.info("Subscription %s renewed while its refund was being prepared; picking again", subscription.pk)
+    raise RuntimeError(f"The period of subscription {subscription.pk} kept moving.")
 
 
 def _refund_in_flight(payment: Payment) -> Refund | None:
@@ -207,21 +295,26 @@ def _viewers(queryset, viewer_id: uuid.UUID, subscription_id: uuid.UUID) -> Subs
 # --- operators ---------------------------------------------------------------------------------
 
 
-def subscription_cancel_with_refund_by_operator(*, subscription_id: uuid.UUID, operator, reason: str) -> CancelResult:
-    """The admin's "cancel now with the policy's refund", recorded as the operator's."""
+def subscription_cancel_with_refund_by_operator(
+    *, subscription_id: uuid.UUID, operator, reason: str, expected_amount: Money | None = None
+) -> CancelResult:
+    """The admin's "cancel now with the policy's refund", recorded as the operator's.
+
+    `expected_amount` is the refund the operator confirmed: when the quote differs by now, nothing
+    is done.
+    """
     with transaction.atomic():
         subscription = Subscription.objects.select_related("plan").get(pk=subscription_id)
-        payment = _period_payment(subscription)
-        if payment is None:
-            raise SubscriptionNotActive("Nothing was paid for this subscription yet.")
-        payment = locks.payments_for_update().get(pk=payment.pk)
-        subscription = locks.subscriptions_for_update().get(pk=subscription.pk)
+        payment, subscription = _lock_period_payment(subscription)
         _check_cancelable(subscription)
-        if payment.refunds.filter(status__in=OPEN_REFUND_STATUSES).exists():
+        in_flight = payment.refunds.filter(status__in=OPEN_REFUND_STATUSES).exists()
+        if in_flight or _cancellation_refund_in_flight(subscription):
             raise RefundInProgress("A refund for this payment is under way.")
-        quote, _ = subscription_refund_quote(subscription=subscription)
+        quote = _quote(subscription, payment)
         if not quote.refundable:
             raise NotRefundable("Nothing is left to refund for this period.")
+        if expected_amount is not None and quote.amount != expected_amount:
+            raise RefundQuoteChanged(f"The refund is now {quote.amount}, not the {expected_amount} confirmed.")
         refund = new_refund(
             payment,
             quote.amount,
@@ -232,12 +325,12 @@ def subscription_cancel_with_refund_by_operator(*, subscription_id: uuid.UUID, o
         )
     refund, problem = refund_create_at_provider(refund=refund)
     subscription.refresh_from_db()
-    return CancelResult(subscription=subscription, refund=refund, problem=problem)
+    return CancelResult(subscription=subscription, refund=refund, problem=problem or _canceled_problem(refund))
 
 
 def payment_refund_by_operator(
     *, payment_id: uuid.UUID, operator, reason: str, amount: Money | None = None
-) -> tuple[Refund, GatewayError | None]:
+) -> tuple[Refund, BillingError | None]:
     """Give back what is left of a payment (or part of it); the subscription is not touched."""
     with transaction.atomic():
         payment = locks.payments_for_update().get(pk=payment_id)
@@ -250,7 +343,8 @@ def payment_refund_by_operator(
         if not Money.zero(payment.currency) < amount <= left:
             raise NotRefundable(f"Between 0.01 and {left} can be refunded.", field="amount")
         refund = new_refund(payment, amount, reason=reason, initiator=RefundInitiator.OPERATOR, operator=operator)
-    return refund_create_at_provider(refund=refund)
+    refund, problem = refund_create_at_provider(refund=refund)
+    return refund, problem or _canceled_problem(refund)
 
 
 # --- refunds at YooKassa -----------------------------------------------------------------------

@@ -1,25 +1,36 @@
 """Canceling: at the period's end, or now with the policy's refund, exactly once."""
 
 import uuid
-from datetime import timedelta
-from decimal import ROUND_DOWN, Decimal
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 
 from billing import clock, services
 from billing.errors import (
     AlreadyCanceled,
+    ErrorCode,
     IdempotencyKeyReused,
     NotFound,
     NotRefundable,
     ProviderOutcomeUnknown,
+    RefundCanceled,
     RefundInProgress,
     SubscriptionNotActive,
 )
-from billing.models import BillingEvent, Refund, RefundInitiator, RefundStatus, SubscriptionStatus
+from billing.models import (
+    BillingEvent,
+    Payment,
+    PaymentKind,
+    PaymentStatus,
+    Refund,
+    RefundInitiator,
+    RefundStatus,
+    SubscriptionStatus,
+)
 from billing.money import Money
 from billing.refund_policy import RefundRule
-from billing.services import CancelMode
+from billing.services import CancelMode, lifecycle, reconciliation, renewals
 from graphql_api.auth import Viewer
 from sandbox.emulator import RefundOutcome
 from sandbox.faults import ApiEffect, ApiFault
@@ -46,6 +57,29 @@ def cancel(viewer, subscription, mode=CancelMode.NOW_WITH_REFUND, key=None):
 
 def days_after_start(subscription, days):
     return clock.travel_to(subscription.current_period_start + timedelta(days=days))
+
+
+def subscribed_at(moment, viewer, plan, sandbox):
+    """A subscription paid at `moment`, on billing's clock and YooKassa's (the sandbox's); from then
+    on the sandbox keeps billing's time."""
+    sandbox.config.clock = lambda: moment
+    with clock.travel_to(moment):
+        payment = start_checkout(viewer, plan).payment
+        pay_on_page(payment.confirmation_url, "5555555555554444")
+        subscription = services.payment_refresh(provider_payment_id=payment.provider_payment_id).subscription
+    sandbox.config.clock = clock.now
+    subscription.refresh_from_db()
+    assert subscription.current_period_start == moment
+    return subscription
+
+
+@pytest.fixture
+def thirty_days(plans):
+    """Basic billed every 30 days instead of every month."""
+    plan = plans["basic-monthly"]
+    plan.period_unit, plan.period_count = "day", 30
+    plan.save()
+    return plan
 
 
 def test_on_day_zero_the_quote_is_everything(active):
@@ -120,15 +154,59 @@ def test_on_the_last_day_nothing_comes_back_and_nothing_changes(viewer, active, 
     assert sandbox.store.count_refunds() == 0
 
 
-def test_a_monthly_period_counts_its_real_days(viewer, active):
-    period_days = (active.current_period_end.date() - active.current_period_start.date()).days
+PAID_ON_1_MARCH = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
-    with days_after_start(active, 10):
-        quote, _ = services.subscription_refund_quote(subscription=active)
 
-    unused = period_days - 11
-    assert quote.unused_days == unused
-    assert quote.amount.amount == (Decimal(299) * unused / period_days).quantize(Decimal("0.01"), rounding=ROUND_DOWN)
+@pytest.mark.parametrize(
+    ("days_in", "rule", "amount"),
+    [
+        (timedelta(days=3), RefundRule.FULL, "299.00"),
+        # 1..11 March used (the day of payment and today included), 19 of 30 days unused.
+        (timedelta(days=10), RefundRule.PRO_RATA, "189.36"),  # 299 * 19 / 30 = 189.366..., rounded down
+        (timedelta(days=29, hours=11), RefundRule.NOTHING_LEFT, "0.00"),
+    ],
+    ids=["3 days", "10 days", "last day"],
+)
+def test_a_thirty_day_period_on_fixed_dates(viewer, thirty_days, sandbox, days_in, rule, amount):
+    subscription = subscribed_at(PAID_ON_1_MARCH, viewer, thirty_days, sandbox)
+    # Today's price is not what was paid: the refund is of what was paid.
+    thirty_days.price = Decimal("349.00")
+    thirty_days.save()
+
+    with clock.travel_to(PAID_ON_1_MARCH + days_in):
+        quote, _ = services.subscription_refund_quote(subscription=subscription)
+        if rule is RefundRule.NOTHING_LEFT:
+            with pytest.raises(NotRefundable):
+                cancel(viewer, subscription)
+            refunded = None
+        else:
+            refunded = cancel(viewer, subscription).refund.money
+
+    assert (quote.rule, quote.amount, quote.period_days) == (rule, Money.of(amount, "RUB"), 30)
+    assert refunded == (None if rule is RefundRule.NOTHING_LEFT else Money.of(amount, "RUB"))
+    assert Refund.objects.count() == (0 if rule is RefundRule.NOTHING_LEFT else 1)
+
+
+@pytest.mark.parametrize(
+    ("paid_on", "period_days", "unused_days", "amount"),
+    [
+        (datetime(2026, 1, 1, 9, 0, tzinfo=UTC), 31, 20, "192.90"),  # 299 * 20 / 31 = 192.903...
+        (datetime(2026, 2, 1, 9, 0, tzinfo=UTC), 28, 17, "181.53"),  # 299 * 17 / 28 = 181.535...
+        (datetime(2028, 2, 1, 9, 0, tzinfo=UTC), 29, 18, "185.58"),  # 299 * 18 / 29 = 185.586...
+    ],
+    ids=["January", "February", "leap-year February"],
+)
+def test_a_monthly_period_counts_its_real_days(viewer, plan, sandbox, paid_on, period_days, unused_days, amount):
+    subscription = subscribed_at(paid_on, viewer, plan, sandbox)
+
+    with clock.travel_to(paid_on + timedelta(days=10)):
+        quote, _ = services.subscription_refund_quote(subscription=subscription)
+        result = cancel(viewer, subscription)
+
+    assert (quote.period_days, quote.unused_days) == (period_days, unused_days)
+    assert quote.rule is RefundRule.PRO_RATA
+    assert quote.amount == Money.of(amount, "RUB")
+    assert result.refund.money == quote.amount
 
 
 def test_cancel_at_period_end_keeps_access_and_stops_renewal(viewer, active, sandbox):
@@ -200,6 +278,21 @@ def test_a_refund_yookassa_cancels_leaves_the_subscription_as_it_was(viewer, act
     assert result.subscription.status == SubscriptionStatus.ACTIVE
     assert result.refund.payment.refunded_amount == 0
     assert BillingEvent.objects.filter(type="refund.canceled").count() == 1
+    assert isinstance(result.problem, RefundCanceled)
+    assert result.problem.code is ErrorCode.REFUND_CANCELED
+
+
+def test_a_repeat_of_a_refund_yookassa_canceled_reports_it_again(viewer, active, sandbox):
+    sandbox.emulator.refund_outcome = RefundOutcome.CANCELED
+    first = cancel(viewer, active, key="cancel-declined")
+
+    again = cancel(viewer, active, key="cancel-declined")
+
+    assert again.refund.pk == first.refund.pk
+    assert again.refund.status == RefundStatus.CANCELED
+    assert isinstance(again.problem, RefundCanceled)
+    assert again.subscription.status == SubscriptionStatus.ACTIVE
+    assert sandbox.store.count_refunds() == 1
 
 
 def test_a_pending_refund_blocks_a_second_one_and_ends_the_subscription_when_it_succeeds(viewer, active, sandbox):
@@ -289,3 +382,145 @@ def test_an_operator_refunds_what_is_left_of_a_payment_without_touching_the_subs
     assert active.status == SubscriptionStatus.ACTIVE
     with pytest.raises(NotRefundable):
         services.payment_refund_by_operator(payment_id=payment.pk, operator=admin_user, reason="Again")
+
+
+# --- what the quote offers ---------------------------------------------------------------------
+
+
+def test_after_a_cancellation_with_a_refund_the_quote_offers_nothing(viewer, thirty_days, sandbox):
+    subscription = subscribed_at(PAID_ON_1_MARCH, viewer, thirty_days, sandbox)
+    with clock.travel_to(PAID_ON_1_MARCH + timedelta(days=10)):
+        canceled = cancel(viewer, subscription)
+
+        quote, _ = services.subscription_refund_quote(subscription=canceled.subscription)
+
+    # 189.36 of 299.00 came back; what is left of the payment is not on offer for an ended subscription.
+    assert canceled.refund.money == Money.of("189.36", "RUB")
+    assert canceled.subscription.status == SubscriptionStatus.CANCELED
+    assert quote.rule is RefundRule.NOTHING_LEFT
+    assert quote.amount == Money.zero("RUB")
+    assert quote.refundable is False
+
+
+def test_while_the_refund_that_ends_the_subscription_is_in_flight_the_quote_offers_nothing(
+    viewer, thirty_days, sandbox
+):
+    sandbox.emulator.refund_outcome = RefundOutcome.PENDING
+    subscription = subscribed_at(PAID_ON_1_MARCH, viewer, thirty_days, sandbox)
+    with clock.travel_to(PAID_ON_1_MARCH + timedelta(days=10)):
+        pending = cancel(viewer, subscription)
+
+        quote, _ = services.subscription_refund_quote(subscription=pending.subscription)
+
+    assert pending.refund.status == RefundStatus.PENDING
+    assert pending.subscription.status == SubscriptionStatus.ACTIVE
+    assert quote.rule is RefundRule.NOTHING_LEFT
+    assert quote.refundable is False
+
+
+def test_the_quote_and_the_refund_come_from_the_payment_that_started_the_period(viewer, active, sandbox):
+    """Not from the latest payment: here a duplicate paid later and given back in full."""
+    paid = active.payments.get()
+    duplicate = Payment.objects.create(
+        viewer_id=active.viewer_id,
+        subscription=active,
+        kind=PaymentKind.INITIAL,
+        amount=paid.amount,
+        currency=paid.currency,
+        description=paid.description,
+        status=PaymentStatus.SUCCEEDED,
+        idempotence_key="payment-duplicate",
+        provider_payment_id="duplicate-payment",
+        paid_at=paid.paid_at + timedelta(hours=1),
+        refunded_amount=paid.amount,
+    )
+
+    quote, quoted_payment = services.subscription_refund_quote(subscription=active)
+    result = cancel(viewer, active)
+
+    assert quoted_payment == paid
+    assert (quote.rule, quote.amount) == (RefundRule.FULL, Money.of("299.00", "RUB"))
+    assert result.refund.payment == paid
+    assert result.refund.money == Money.of("299.00", "RUB")
+    assert result.subscription.status == SubscriptionStatus.CANCELED
+    duplicate.refresh_from_db()
+    assert duplicate.refunds.count() == 0
+
+
+def test_after_a_renewal_the_renewal_is_quoted_and_refunded_on_its_own_period(viewer, plan, sandbox):
+    subscription = subscribed_at(PAID_ON_1_MARCH, viewer, plan, sandbox)
+    first_end = subscription.current_period_end  # 1 April
+    plan.price = Decimal("349.00")
+    plan.save()
+    with clock.travel_to(first_end - timedelta(hours=2)):
+        renewals.subscription_renew_due()
+    renewal = Payment.objects.get(kind=PaymentKind.RENEWAL)
+    subscription.refresh_from_db()
+
+    with clock.travel_to(first_end + timedelta(days=10)):
+        quote, quoted_payment = services.subscription_refund_quote(subscription=subscription)
+        result = cancel(viewer, subscription)
+
+    # April: 30 days, 1..11 April used, 19 unused, of the 349.00 the renewal charged.
+    assert renewal.status == PaymentStatus.SUCCEEDED
+    assert subscription.current_period_start == first_end
+    assert quoted_payment == renewal
+    assert (quote.rule, quote.period_days, quote.unused_days) == (RefundRule.PRO_RATA, 30, 19)
+    assert quote.amount == Money.of("221.03", "RUB")  # 349 * 19 / 30 = 221.033...
+    assert result.refund.payment == renewal
+    assert result.refund.money == quote.amount
+    assert result.subscription.status == SubscriptionStatus.CANCELED
+    assert Payment.objects.get(kind=PaymentKind.INITIAL).refunds.count() == 0
+
+
+# --- past due ----------------------------------------------------------------------------------
+
+
+def test_canceling_a_past_due_subscription_at_the_period_end_ends_it_now_and_stops_dunning(viewer, active, sandbox):
+    sandbox.emulator.set_payment_method_decline(active.payment_method.provider_method_id, "insufficient_funds")
+    with clock.travel_to(active.current_period_end - timedelta(hours=2)):
+        renewals.subscription_renew_due()
+    active.refresh_from_db()
+    assert active.status == SubscriptionStatus.PAST_DUE
+    charges = sandbox.store.count_payments()
+
+    result = cancel(viewer, active, CancelMode.AT_PERIOD_END)
+
+    with clock.travel_to(active.next_renewal_attempt_at + timedelta(minutes=1)):
+        retried = renewals.subscription_retry_past_due()
+    with clock.travel_to(active.current_period_end + timedelta(days=30)):
+        lifecycle.subscription_expire_due()
+    active.refresh_from_db()
+    assert result.refund is None
+    assert result.subscription.status == SubscriptionStatus.CANCELED
+    assert active.status == SubscriptionStatus.CANCELED
+    assert (active.auto_renew, active.next_renewal_attempt_at) == (False, None)
+    assert active.canceled_at is not None
+    assert retried.charged == 0
+    assert sandbox.store.count_payments() == charges
+    assert sandbox.store.count_refunds() == 0
+    assert BillingEvent.objects.filter(subscription=active, type="subscription.canceled").count() == 1
+
+
+# --- reconciliation --------------------------------------------------------------------------
+
+
+def test_a_500_after_yookassa_refunded_and_no_retry_reconciliation_makes_it_one_refund(viewer, active, sandbox):
+    sandbox.faults.add(ApiFault(ApiEffect.ERROR_500, kind="refunds.create", applied=True))
+    first = cancel(viewer, active)
+    assert first.refund.status == RefundStatus.CREATING
+    assert first.subscription.status == SubscriptionStatus.ACTIVE
+    assert sandbox.store.count_refunds() == 1
+
+    report = reconciliation.billing_reconcile(now=clock.now() + timedelta(minutes=6))
+
+    refund = Refund.objects.get()
+    active.refresh_from_db()
+    [provider_refund] = sandbox.store.refunds_of_payment(refund.payment.provider_payment_id)
+    assert report.settled == 1
+    assert refund.pk == first.refund.pk
+    assert refund.status == RefundStatus.SUCCEEDED
+    assert refund.provider_refund_id == provider_refund["id"]
+    assert refund.payment.refunded_amount == Decimal("299.00")
+    assert active.status == SubscriptionStatus.CANCELED
+    assert sandbox.store.count_refunds() == 1

@@ -94,6 +94,19 @@ def test_days_are_counted_on_the_cinemas_calendar():
     assert in_moscow.unused_days == 20  # 2..11 March used
 
 
+@pytest.mark.parametrize("now", [timedelta(hours=23), timedelta(days=8)], ids=["during", "after"])
+def test_a_period_within_one_calendar_day_gives_nothing_back(now):
+    """24 hours from 00:30 on the day New York's clocks go back end at 23:30 the same day."""
+    new_york = ZoneInfo("America/New_York")
+    start = datetime(2025, 11, 2, 4, 30, tzinfo=UTC)  # 00:30 EDT
+
+    result = quote(start=start, end=start + timedelta(hours=24), now=start + now, tz=new_york, full_refund_days=0)
+
+    assert result.period_days == 0
+    assert result.rule is RefundRule.NOTHING_LEFT
+    assert result.amount == Money.zero("RUB")
+
+
 def test_nonsense_input_is_refused():
     with pytest.raises(ValueError, match="ends after it starts"):
         quote(now=START, end=START)
@@ -131,14 +144,53 @@ def test_never_more_than_is_still_refundable_and_never_negative(s):
     assert result.amount.amount == result.amount.amount.quantize(Decimal("0.01"))
 
 
+def calendar(s) -> tuple[list[date], list[date]]:
+    """The period's days on the calendar of `tz`, and the unused ones among them, counted one by one:
+    from the day it starts to the day before the day it ends; used up to and including today."""
+    first, end, today = (s[moment].astimezone(s["tz"]).date() for moment in ("start", "end", "now"))
+    period = []
+    while first + timedelta(days=len(period)) < end:
+        period.append(first + timedelta(days=len(period)))
+    return period, [day for day in period if day > today]
+
+
+@given(situations())
+def test_the_days_are_the_periods_calendar_days_and_those_after_today(s):
+    period, unused = calendar(s)
+
+    result = quote(**s)
+
+    assert (result.period_days, result.unused_days) == (len(period), len(unused))
+
+
 @given(situations())
 def test_pro_rata_is_rounded_down_from_the_unused_share(s):
+    period, unused = calendar(s)
+
     result = quote(**s)
 
     if result.rule is RefundRule.PRO_RATA:
-        exact = s["paid"].amount * result.unused_days / result.period_days
+        exact = s["paid"].amount * len(unused) / len(period)
         assert result.amount.amount <= exact
         assert exact - result.amount.amount < Decimal("0.01") or result.amount == s["paid"] - s["refunded"]
+
+
+@given(situations())
+def test_once_the_period_has_started_today_is_used(s):
+    result = quote(**s)
+
+    if s["now"] >= s["start"]:
+        assert result.unused_days <= result.period_days - 1
+
+
+@given(situations())
+def test_pro_rata_is_of_the_amount_paid_not_of_what_is_left_to_refund(s):
+    """Earlier refunds cap the refund; they do not shrink the share the unused days are worth."""
+    never_refunded = quote(**(s | {"refunded": Money.zero("RUB")}))
+
+    result = quote(**s)
+
+    assert result.amount == min(never_refunded.amount, s["paid"] - s["refunded"])
 
 
 @given(situations(), st.integers(min_value=1, max_value=40 * 86_400))

@@ -7,18 +7,20 @@ payment" and the check "refunded never above the amount" are what is under test.
 import collections
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.db import IntegrityError, connections, transaction
 from strawberry.relay import from_base64, to_base64
 
-from billing import services
+from billing import clock, services
 from billing.errors import NotRefundable, RefundInProgress
 from billing.models import (
     BillingEvent,
     ClientRequest,
     Payment,
+    PaymentKind,
     Refund,
     RefundInitiator,
     RefundStatus,
@@ -26,7 +28,7 @@ from billing.models import (
     SubscriptionStatus,
 )
 from billing.money import Money
-from billing.services import CancelMode, refunds
+from billing.services import CancelMode, refunds, renewals
 from sandbox.emulator import RefundOutcome
 from sandbox.faults import ApiEffect, ApiFault, NotificationEffect, NotificationFault
 from tests.helpers import GraphQLClient, eventually, pay_on_page, start_checkout
@@ -249,6 +251,66 @@ def _cancel_in_a_thread(viewer, subscription: Subscription, mode: CancelMode, ke
         connections.close_all()
 
 
+# --- a renewal between picking the period's payment and locking it --------------------------------
+
+
+@pytest.mark.parametrize("initiator", ["viewer", "operator"])
+def test_a_renewal_committed_between_picking_the_payment_and_locking_it_is_what_gets_refunded(
+    sandbox, viewer, active, plan, admin_user, monkeypatch, initiator
+):
+    """The renewal, charged in its lead time, commits in another session right after the
+    cancellation picked the period's payment and before it takes the payment's lock: the pick is
+    stale (its period is used up) and the refund must go against the renewal, for the renewal's
+    period."""
+    plan.price = Decimal("349.00")
+    plan.save()
+    real_period_payment = refunds._period_payment
+    picks = []
+
+    def a_renewal_commits_right_after_the_first_pick(subscription):
+        picked = real_period_payment(subscription)
+        if not picks:
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                pool.submit(_renew_in_a_thread).result(timeout=10)
+        picks.append(picked)
+        return picked
+
+    monkeypatch.setattr(refunds, "_period_payment", a_renewal_commits_right_after_the_first_pick)
+    old_end = active.current_period_end
+
+    with clock.travel_to(old_end - timedelta(hours=2)):
+        if initiator == "viewer":
+            result = services.subscription_cancel(
+                viewer_id=viewer.id, subscription_id=active.pk, mode=CancelMode.NOW_WITH_REFUND, idempotency_key=None
+            )
+        else:
+            result = services.subscription_cancel_with_refund_by_operator(
+                subscription_id=active.pk, operator=admin_user, reason="Asked by phone"
+            )
+
+    initial = Payment.objects.get(kind=PaymentKind.INITIAL)
+    renewal = Payment.objects.get(kind=PaymentKind.RENEWAL)
+    assert picks[0] == initial
+    assert renewal.amount == Decimal("349.00")
+    assert result.problem is None
+    assert result.refund.payment == renewal
+    assert result.refund.money == Money.of("349.00", "RUB")  # the renewal's period has not begun: all of it
+    assert result.subscription.status == SubscriptionStatus.CANCELED
+    assert result.subscription.current_period_start == old_end
+    assert initial.refunded_amount == Decimal("0.00")
+    assert initial.refunds.count() == 0
+    assert sandbox.store.refunds_of_payment(initial.provider_payment_id) == []
+    assert len(sandbox.store.refunds_of_payment(renewal.provider_payment_id)) == 1
+
+
+def _renew_in_a_thread():
+    try:
+        report = renewals.subscription_renew_due()
+        assert report.succeeded == 1, report
+    finally:
+        connections.close_all()
+
+
 # --- YooKassa fails during the refund ---------------------------------------------------------------
 
 
@@ -322,10 +384,13 @@ def test_a_timeout_and_no_retry_the_refund_notification_completes_the_refund(ser
 
     refund = Refund.objects.get(pk=_node_id(timed_out["refund"]["id"]))
     creating = (refund.status, refund.provider_refund_id)
-    eventually(lambda: Subscription.objects.get(pk=active.pk).status == SubscriptionStatus.CANCELED, timeout=3.0)
+    # The webhook commits the refund (and the subscription's end) before it records its own outcome
+    # on the notification row: wait for that record, the webhook's last write, not the first one.
+    eventually(lambda: _answered_notifications("refund.succeeded"), timeout=5.0)
     refund.refresh_from_db()
     [provider_refund] = _sandbox_refunds(sandbox, active)
     notification = YooKassaNotification.objects.get(event="refund.succeeded")
+    assert Subscription.objects.get(pk=active.pk).status == SubscriptionStatus.CANCELED
     assert timed_out["errors"] == [{"code": "PROVIDER_UNAVAILABLE", "message": TIMEOUT_MESSAGE, "field": None}]
     assert timed_out["refund"]["status"] == "CREATING"
     assert timed_out["subscription"]["status"] == "ACTIVE"
@@ -336,6 +401,11 @@ def test_a_timeout_and_no_retry_the_refund_notification_completes_the_refund(ser
     assert notification.outcome == NotificationOutcome.PROCESSED
     assert notification.object_id == provider_refund["id"]
     assert sandbox.store.count_refunds() == 1
+
+
+def _answered_notifications(event: str) -> list[YooKassaNotification]:
+    """Notifications of `event` the webhook has finished with (the event is stored with the outcome)."""
+    return list(YooKassaNotification.objects.filter(event=event).exclude(outcome=NotificationOutcome.RECEIVED))
 
 
 def test_the_refund_notification_racing_the_mutations_own_answer_applies_the_refund_once(

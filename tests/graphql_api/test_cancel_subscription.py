@@ -1,18 +1,23 @@
 """refundQuote and cancelSubscription over GraphQL: typed errors, and errors change nothing."""
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from strawberry.relay import to_base64
 
 from billing import clock, services
-from billing.models import Refund, SubscriptionStatus
+from billing.models import Refund, RefundStatus, SubscriptionStatus
+from sandbox.emulator import RefundOutcome
 from tests.helpers import make_token, pay_on_page, start_checkout
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sandbox")]
 
 QUOTE = "query($id: ID!) { refundQuote(subscriptionId: $id) { amount { amount currency } rule periodEnd refundable } }"
+QUOTE_DAYS = (
+    "query($id: ID!) { refundQuote(subscriptionId: $id) { amount { amount } rule refundable periodDays unusedDays } }"
+)
+PAID_ON_1_MARCH = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 CANCEL = """
 mutation($input: CancelSubscriptionInput!) {
   cancelSubscription(input: $input) {
@@ -29,6 +34,22 @@ def active(viewer, plan):
     payment = start_checkout(viewer, plan).payment
     pay_on_page(payment.confirmation_url, "5555555555554444")
     subscription = services.payment_refresh(provider_payment_id=payment.provider_payment_id).subscription
+    subscription.refresh_from_db()
+    return subscription
+
+
+@pytest.fixture
+def thirty_days_paid_on_1_march(viewer, plans, sandbox):
+    """Basic billed every 30 days, paid on 1 March 2026 at noon (UTC) on both clocks."""
+    plan = plans["basic-monthly"]
+    plan.period_unit, plan.period_count = "day", 30
+    plan.save()
+    sandbox.config.clock = lambda: PAID_ON_1_MARCH
+    with clock.travel_to(PAID_ON_1_MARCH):
+        payment = start_checkout(viewer, plan).payment
+        pay_on_page(payment.confirmation_url, "5555555555554444")
+        subscription = services.payment_refresh(provider_payment_id=payment.provider_payment_id).subscription
+    sandbox.config.clock = clock.now
     subscription.refresh_from_db()
     return subscription
 
@@ -164,3 +185,107 @@ def test_an_unreachable_yookassa_is_reported_with_the_refund_that_will_be_finish
     assert again["refund"]["status"] == "SUCCEEDED"
     assert again["subscription"]["status"] == "CANCELED"
     assert sandbox.store.count_refunds() == 1
+
+
+def test_the_quote_shows_the_days_of_the_period_and_the_unused_ones(graphql, token, thirty_days_paid_on_1_march):
+    subscription_id = to_base64("PlanSubscription", thirty_days_paid_on_1_march.pk)
+
+    with clock.travel_to(PAID_ON_1_MARCH + timedelta(days=10)):
+        answer = graphql.execute(QUOTE_DAYS, {"id": subscription_id}, token=token)
+
+    assert answer["data"]["refundQuote"] == {
+        "amount": {"amount": "189.36"},
+        "rule": "PRO_RATA",
+        "refundable": True,
+        "periodDays": 30,
+        "unusedDays": 19,
+    }
+
+
+def test_after_canceling_with_a_refund_the_quote_offers_nothing(graphql, token, thirty_days_paid_on_1_march):
+    subscription_id = to_base64("PlanSubscription", thirty_days_paid_on_1_march.pk)
+
+    with clock.travel_to(PAID_ON_1_MARCH + timedelta(days=10)):
+        canceled = cancel(graphql, token, subscription_id)
+        answer = graphql.execute(QUOTE_DAYS, {"id": subscription_id}, token=token)
+
+    assert canceled["refund"] == {"status": "SUCCEEDED", "amount": {"amount": "189.36", "currency": "RUB"}}
+    assert answer["data"]["refundQuote"] == {
+        "amount": {"amount": "0.00"},
+        "rule": "NOTHING_LEFT",
+        "refundable": False,
+        "periodDays": 0,
+        "unusedDays": 0,
+    }
+
+
+def test_while_the_refund_is_pending_the_quote_offers_nothing(graphql, token, thirty_days_paid_on_1_march, sandbox):
+    sandbox.emulator.refund_outcome = RefundOutcome.PENDING
+    subscription_id = to_base64("PlanSubscription", thirty_days_paid_on_1_march.pk)
+
+    with clock.travel_to(PAID_ON_1_MARCH + timedelta(days=10)):
+        pending = cancel(graphql, token, subscription_id)
+        answer = graphql.execute(QUOTE_DAYS, {"id": subscription_id}, token=token)
+
+    assert pending["refund"] == {"status": "PENDING", "amount": {"amount": "189.36", "currency": "RUB"}}
+    assert pending["subscription"]["status"] == "ACTIVE"
+    assert answer["data"]["refundQuote"]["amount"] == {"amount": "0.00"}
+    assert answer["data"]["refundQuote"]["rule"] == "NOTHING_LEFT"
+    assert answer["data"]["refundQuote"]["refundable"] is False
+
+
+def test_a_refund_yookassa_cancels_is_an_error_and_the_subscription_stays(graphql, token, active, sandbox):
+    sandbox.emulator.refund_outcome = RefundOutcome.CANCELED
+    subscription_id = to_base64("PlanSubscription", active.pk)
+
+    payload = cancel(graphql, token, subscription_id, key="declined")
+    again = cancel(graphql, token, subscription_id, key="declined")
+
+    expected_error = {
+        "code": "REFUND_CANCELED",
+        "field": None,
+        "message": "YooKassa declined the refund (rejected_by_payee): no money was returned and the subscription "
+        "is unchanged.",
+    }
+    assert payload["errors"] == [expected_error]
+    assert payload["refund"] == {"status": "CANCELED", "amount": {"amount": "299.00", "currency": "RUB"}}
+    assert payload["subscription"]["status"] == "ACTIVE"
+    assert again == payload
+    active.refresh_from_db()
+    assert active.status == SubscriptionStatus.ACTIVE
+    assert Refund.objects.get().status == RefundStatus.CANCELED
+    assert sandbox.store.count_refunds() == 1
+
+
+def test_a_second_cancellation_while_the_refund_is_pending_is_refund_in_progress(graphql, token, active, sandbox):
+    sandbox.emulator.refund_outcome = RefundOutcome.PENDING
+    subscription_id = to_base64("PlanSubscription", active.pk)
+    pending = cancel(graphql, token, subscription_id)
+
+    payloads = [cancel(graphql, token, subscription_id, mode=mode) for mode in ("NOW_WITH_REFUND", "AT_PERIOD_END")]
+
+    assert pending["errors"] == []
+    for payload in payloads:
+        assert [error["code"] for error in payload["errors"]] == ["REFUND_IN_PROGRESS"]
+        assert (payload["subscription"], payload["refund"]) == (None, None)
+    active.refresh_from_db()
+    assert (active.status, active.cancel_at_period_end) == (SubscriptionStatus.ACTIVE, False)
+    assert Refund.objects.count() == 1
+    assert sandbox.store.count_refunds() == 1
+
+
+def test_a_key_used_for_another_cancellation_is_refused_and_changes_nothing(graphql, token, active, sandbox):
+    subscription_id = to_base64("PlanSubscription", active.pk)
+    first = cancel(graphql, token, subscription_id, mode="AT_PERIOD_END", key="cancel-1")
+
+    payload = cancel(graphql, token, subscription_id, mode="NOW_WITH_REFUND", key="cancel-1")
+
+    assert first["errors"] == []
+    assert [(error["code"], error["field"]) for error in payload["errors"]] == [
+        ("IDEMPOTENCY_KEY_REUSED", "idempotencyKey")
+    ]
+    assert (payload["subscription"], payload["refund"]) == (None, None)
+    active.refresh_from_db()
+    assert active.status == SubscriptionStatus.ACTIVE
+    assert Refund.objects.count() == 0
+    assert sandbox.store.count_refunds() == 0
