@@ -121,6 +121,11 @@ else:
     # Per process only: good for one local process and for tests, never for production.
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# --- Billing events -------------------------------------------------------------------------
+
+# Called after commit with each billing event (dotted paths).
+BILLING_EVENT_LISTENERS = env.list("BILLING_EVENT_LISTENERS", default=[])
+
 # --- Background tasks (django-q2, ORM broker) -----------------------------------------------
 
 # The ORM broker is at-least-once with a lease of `retry` seconds: `retry` stays well above
