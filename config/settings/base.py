@@ -121,10 +121,14 @@ else:
     # Per process only: good for one local process and for tests, never for production.
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
-# --- Billing events -------------------------------------------------------------------------
+# --- Billing events and live payment status ------------------------------------------------
 
-# Called after commit with each billing event (dotted paths).
-BILLING_EVENT_LISTENERS = env.list("BILLING_EVENT_LISTENERS", default=[])
+# Called after commit with each billing event (dotted paths); the default pushes the websocket hint
+# that wakes live payment subscriptions. Empty: no pushes, subscriptions still re-read (below).
+BILLING_EVENT_LISTENERS = env.list("BILLING_EVENT_LISTENERS", default=["graphql_api.live.on_billing_event"])
+# Channel-layer hints are at most once: a live payment subscription also re-reads the payment this
+# often (seconds), so a lost hint delays an update by at most this much.
+LIVE_PAYMENT_RECHECK_SECONDS = env.float("LIVE_PAYMENT_RECHECK_SECONDS", default=10.0)
 
 # --- Background tasks (django-q2, ORM broker) -----------------------------------------------
 
