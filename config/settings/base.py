@@ -291,6 +291,8 @@ def validate(settings: dict) -> None:
             "YOOKASSA_SANDBOX is off but no YooKassa credentials are configured: "
             "set YOOKASSA_SHOP_ID and YOOKASSA_SECRET_KEY."
         )
+    if settings["LIVE_PAYMENT_RECHECK_SECONDS"] <= 0:
+        raise ImproperlyConfigured("LIVE_PAYMENT_RECHECK_SECONDS must be a positive number of seconds.")
     if not settings["DEBUG"] and not settings["JWT_PUBLIC_KEY"] and len(settings["JWT_SECRET"]) < 32:
         raise ImproperlyConfigured(
             "Viewers cannot be authenticated: set JWT_PUBLIC_KEY (RS256), or JWT_SECRET (HS256, 32+ characters)."
