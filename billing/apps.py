@@ -6,4 +6,4 @@ class BillingConfig(AppConfig):
     verbose_name = "Billing"
 
     def ready(self) -> None:
-        from billing import gateway  # noqa: F401 - connects the settings-changed hook
+        from billing import event_listeners, gateway  # noqa: F401 - the listeners' check, the settings-changed hook

@@ -7,7 +7,8 @@
     .venv/bin/python frontend_examples/client.py --token "$TOKEN" cancel --now
 
 Every money mutation sends a fresh idempotency key, and a retry after a network failure sends the
-same one again: the server returns the first result instead of charging twice.
+same one again: the server returns the first result instead of charging twice. `subscribe` watches
+the payment live over the GraphQL websocket, and polls only if the websocket cannot be used.
 """
 
 import argparse
@@ -17,11 +18,16 @@ import time
 import uuid
 
 import requests
+from websockets.exceptions import WebSocketException
+from websockets.sync.client import connect
+
+WATCH_PAYMENT = "subscription($id: ID!) { payment(id: $id) { status cancellationReason } }"
 
 
 class BillingClient:
     def __init__(self, url: str, token: str) -> None:
         self.url = url.rstrip("/") + "/graphql/"
+        self.websocket_url = "ws" + self.url.removeprefix("http")
         self.headers = {"Authorization": f"Bearer {token}"}
 
     def execute(self, query: str, variables: dict | None = None, *, attempts: int = 3) -> dict:
@@ -38,8 +44,36 @@ class BillingClient:
                 time.sleep(attempt)
         answer = response.json()
         if answer.get("errors"):
-            raise SystemExit("; ".join(error["message"] for error in answer["errors"]))
+            raise SystemExit(_messages(answer["errors"]))
         return answer["data"]
+
+    def watch(self, query: str, variables: dict) -> dict | None:
+        """Run a subscription over the websocket (graphql-transport-ws) until the server completes it;
+        return the data of its last answer."""
+        with connect(self.websocket_url, subprotocols=["graphql-transport-ws"], open_timeout=10) as socket:
+            # Browsers cannot set headers on a websocket: the token goes in connection_init's payload.
+            socket.send(json.dumps({"type": "connection_init", "payload": self.headers}))
+            if json.loads(socket.recv(timeout=10))["type"] != "connection_ack":
+                raise SystemExit("The server refused the websocket.")
+            subscribe = {"id": "1", "type": "subscribe", "payload": {"query": query, "variables": variables}}
+            socket.send(json.dumps(subscribe))
+            data = None
+            for message in map(json.loads, socket):
+                if message["type"] == "ping":
+                    socket.send(json.dumps({"type": "pong"}))
+                elif message["type"] == "error":
+                    raise SystemExit(_messages(message["payload"]))
+                elif message["type"] == "next":
+                    if message["payload"].get("errors"):
+                        raise SystemExit(_messages(message["payload"]["errors"]))
+                    data = message["payload"]["data"]
+                elif message["type"] == "complete":
+                    return data
+        raise WebSocketException("the websocket closed before the subscription completed")
+
+
+def _messages(errors: list[dict]) -> str:
+    return "; ".join(error["message"] for error in errors)
 
 
 def plans(client: BillingClient, args) -> None:
@@ -61,13 +95,23 @@ def subscribe(client: BillingClient, args) -> None:
         raise SystemExit(f"{payload['errors'][0]['code']}: {payload['errors'][0]['message']}")
     print(f"Pay at {payload['payment']['confirmationUrl']}")
     print("Waiting for the payment (Ctrl-C to stop)...")
+    payment_id = payload["payment"]["id"]
+    try:
+        # The server sends the payment now and at each change, and completes once it is settled.
+        payment = client.watch(WATCH_PAYMENT, {"id": payment_id})["payment"]
+    except (OSError, WebSocketException) as error:
+        print(f"No live status ({error}); asking every 2 s instead.")
+        payment = poll_until_settled(client, payment_id)
+    print(payment["status"], payment["cancellationReason"] or "")
+
+
+def poll_until_settled(client: BillingClient, payment_id: str) -> dict:
     while True:
         payment = client.execute(
-            "query($id: ID!) { payment(id: $id) { status cancellationReason } }", {"id": payload["payment"]["id"]}
+            "query($id: ID!) { payment(id: $id) { status cancellationReason } }", {"id": payment_id}
         )["payment"]
         if payment["status"] in ("SUCCEEDED", "CANCELED"):
-            print(payment["status"], payment["cancellationReason"] or "")
-            return
+            return payment
         time.sleep(2)
 
 

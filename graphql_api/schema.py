@@ -13,12 +13,14 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
+from graphql_api.live import LivePaymentSubscriptions, SubscriptionsOverWebsocketOnly
 from graphql_api.mutations import BillingMutations
 from graphql_api.plans import PlanQueries
 from graphql_api.viewer import ViewerQueries
 
 Query = merge_types("Query", (PlanQueries, ViewerQueries))
 Mutation = merge_types("Mutation", (BillingMutations,))
+Subscription = merge_types("Subscription", (LivePaymentSubscriptions,))
 
 
 class BillingSchema(strawberry.Schema):
@@ -36,6 +38,7 @@ def _is_unexpected(error: GraphQLError) -> bool:
 def _extensions() -> list:
     extensions = [
         DjangoOptimizerExtension,
+        SubscriptionsOverWebsocketOnly,
         lambda: QueryDepthLimiter(max_depth=10),
         lambda: MaxAliasesLimiter(max_alias_count=15),
         lambda: MaxTokensLimiter(max_token_count=2000),
@@ -49,6 +52,7 @@ def _extensions() -> list:
 schema = BillingSchema(
     query=Query,
     mutation=Mutation,
+    subscription=Subscription,
     config=StrawberryConfig(disable_field_suggestions=not settings.DEBUG),
     extensions=_extensions(),
 )

@@ -1,3 +1,6 @@
+from django.db import transaction
+
+from billing.event_listeners import event_notify_listeners
 from billing.models import BillingEvent, Payment, Refund, Subscription
 
 
@@ -9,8 +12,8 @@ def event_record(
     refund: Refund | None = None,
     **payload,
 ) -> BillingEvent:
-    """Write what happened to the outbox, inside the caller's transaction."""
-    return BillingEvent.objects.create(
+    """Write what happened to the outbox, inside the caller's transaction; listeners hear of it after commit."""
+    event = BillingEvent.objects.create(
         type=event_type,
         viewer_id=subscription.viewer_id,
         subscription=subscription,
@@ -18,3 +21,5 @@ def event_record(
         refund=refund,
         payload=payload,
     )
+    transaction.on_commit(lambda: event_notify_listeners(event))
+    return event

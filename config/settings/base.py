@@ -121,6 +121,15 @@ else:
     # Per process only: good for one local process and for tests, never for production.
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# --- Billing events and live payment status ------------------------------------------------
+
+# Called after commit with each billing event (dotted paths); the default pushes the websocket hint
+# that wakes live payment subscriptions. Empty: no pushes, subscriptions still re-read (below).
+BILLING_EVENT_LISTENERS = env.list("BILLING_EVENT_LISTENERS", default=["graphql_api.live.on_billing_event"])
+# Channel-layer hints are at most once: a live payment subscription also re-reads the payment this
+# often (seconds), so a lost hint delays an update by at most this much.
+LIVE_PAYMENT_RECHECK_SECONDS = env.float("LIVE_PAYMENT_RECHECK_SECONDS", default=10.0)
+
 # --- Background tasks (django-q2, ORM broker) -----------------------------------------------
 
 # The ORM broker is at-least-once with a lease of `retry` seconds: `retry` stays well above
@@ -282,6 +291,8 @@ def validate(settings: dict) -> None:
             "YOOKASSA_SANDBOX is off but no YooKassa credentials are configured: "
             "set YOOKASSA_SHOP_ID and YOOKASSA_SECRET_KEY."
         )
+    if settings["LIVE_PAYMENT_RECHECK_SECONDS"] <= 0:
+        raise ImproperlyConfigured("LIVE_PAYMENT_RECHECK_SECONDS must be a positive number of seconds.")
     if not settings["DEBUG"] and not settings["JWT_PUBLIC_KEY"] and len(settings["JWT_SECRET"]) < 32:
         raise ImproperlyConfigured(
             "Viewers cannot be authenticated: set JWT_PUBLIC_KEY (RS256), or JWT_SECRET (HS256, 32+ characters)."

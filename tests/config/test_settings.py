@@ -181,6 +181,14 @@ def test_production_verifies_viewers_with_rs256_when_given_a_public_key():
     assert loaded["JWT_PUBLIC_KEY"].splitlines()[1] == "MIIB"
 
 
+def test_production_refuses_a_live_payment_recheck_interval_that_is_not_positive():
+    env = {**PRODUCTION, "LIVE_PAYMENT_RECHECK_SECONDS": "0"}
+
+    returncode, _, stderr = run_settings("config.settings.production", ["LIVE_PAYMENT_RECHECK_SECONDS"], env)
+
+    assert_refuses(returncode, stderr, "LIVE_PAYMENT_RECHECK_SECONDS must be a positive number")
+
+
 def test_production_refuses_to_start_with_debug_on():
     env = {**PRODUCTION, "DEBUG": "true"}
 
