@@ -21,7 +21,7 @@ from billing.errors import (
 from billing.models import ClientRequest, Payment, PaymentKind, PaymentStatus, Subscription, SubscriptionStatus
 from graphql_api.auth import Viewer
 from sandbox.faults import ApiEffect, ApiFault
-from tests.helpers import pay_on_page, start_checkout
+from tests.helpers import SeenAtYooKassa, pay_on_page, start_checkout
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sandbox")]
 
@@ -56,7 +56,17 @@ def test_checkout_creates_a_pending_payment_for_the_plan(viewer, plan, sandbox):
     assert provider["description"] == "Basic, 1 month"
 
 
-def test_the_payment_row_is_committed_before_yookassa_is_asked(viewer, plan, sandbox):
+@pytest.mark.django_db(transaction=True)
+def test_the_payment_row_is_committed_before_yookassa_is_asked(viewer, plan, seen_at_yookassa):
+    result = checkout(viewer, plan)
+
+    assert result.payment.status == PaymentStatus.PENDING
+    assert seen_at_yookassa == [
+        SeenAtYooKassa("payments.create", result.payment.idempotence_key, PaymentStatus.CREATING)
+    ]
+
+
+def test_a_500_leaves_the_payment_creating_with_its_key_and_nothing_at_yookassa(viewer, plan, sandbox):
     sandbox.faults.add(ApiFault(ApiEffect.ERROR_500, kind="payments.create", applied=False))
 
     result = checkout(viewer, plan)
