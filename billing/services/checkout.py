@@ -4,7 +4,6 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 from django.conf import settings
 
@@ -13,7 +12,6 @@ from billing.errors import (
     AlreadySubscribed,
     EmailRequired,
     GatewayError,
-    InvalidReturnUrl,
     PaymentInProgress,
     PlanNotFound,
 )
@@ -35,6 +33,7 @@ from billing.services.client_requests import (
 )
 from billing.services.events import event_record
 from billing.services.payments import payment_create_at_provider, payment_refresh
+from billing.validation import return_url_check
 from plans.models import Plan
 
 logger = logging.getLogger(__name__)
@@ -67,7 +66,7 @@ def subscription_start_checkout(
     plan = Plan.objects.active().filter(pk=plan_id).first()
     if plan is None:
         raise PlanNotFound("There is no such plan on sale.", field="planId")
-    _check_return_url(return_url)
+    return_url_check(return_url=return_url)
     if settings.YOOKASSA_RECEIPTS and not viewer_email:
         raise EmailRequired("A receipt must be emailed, and the viewer has no email address.")
     request = _Checkout(
@@ -183,24 +182,3 @@ def _recheck(payment: Payment) -> Payment:
     except GatewayError as error:
         logger.warning("Could not recheck payment %s: %s", payment.id, error)
         return payment
-
-
-def _check_return_url(return_url: str) -> None:
-    """YooKassa sends the viewer to this address: only to the cinema's own sites, never elsewhere."""
-    try:
-        parts = urlsplit(return_url or "")
-        host = parts.hostname or ""
-    except ValueError:
-        parts, host = None, ""
-    secure_enough = parts is not None and (parts.scheme == "https" or (parts.scheme == "http" and settings.DEBUG))
-    if not (secure_enough and host and _host_allowed(host) and not parts.username and len(return_url) <= 2048):
-        raise InvalidReturnUrl(
-            "The return URL must be an absolute https address on one of the cinema's sites.", field="returnUrl"
-        )
-
-
-def _host_allowed(host: str) -> bool:
-    for pattern in settings.CHECKOUT_RETURN_URL_HOSTS:
-        if host == pattern or (pattern.startswith(".") and (host.endswith(pattern) or host == pattern[1:])):
-            return True
-    return False

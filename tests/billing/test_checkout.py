@@ -242,16 +242,73 @@ def test_a_return_url_off_the_cinemas_sites_is_refused(viewer, plan, return_url)
     assert_nothing_created()
 
 
+# Each passes a plain "does the host end with .cinema.example" check, yet a browser would go
+# elsewhere, or the address is not one we could store or hand to YooKassa as it is.
+MISREAD_RETURN_URLS = {
+    "backslash-before-our-host": "https://evil.example\\.cinema.example/x",
+    "backslash-in-userinfo": "https://evil.example\\@tv.cinema.example/x",
+    "encoded-backslash": "https://evil.example%5c.cinema.example/x",
+    "encoded-slash": "https://evil.example%2f.cinema.example/x",
+    "space-in-host": "https://evil.example .cinema.example/x",
+    "tab-in-host": "https://evil\t.cinema.example/x",
+    "newline-in-path": "https://cinema.example/x\r\nLocation: https://evil.example/",
+    "nul-in-host": "https://evil.example\x00.cinema.example/x",
+    "nul-in-path": "https://cinema.example/return\x00",
+    "zero-width-space": "https://evil.example\u200b.cinema.example/x",
+    "right-to-left-override": "https://cinema.example/\u202eelpmaxe.live",
+    "lone-surrogate": "https://cinema.example/\ud800",
+    "cyrillic-label": "https://\u0441inema.tv.cinema.example/x",
+    "fullwidth-dot": "https://evil.example\uff0ecinema.example/x",
+    "underscore-label": "https://evil_example.cinema.example/x",
+    "empty-label": "https://evil..cinema.example/x",
+    "port-out-of-range": "https://cinema.example:99999/x",
+    "password": "https://user:secret@cinema.example/x",
+}
+
+
+@pytest.mark.parametrize("return_url", MISREAD_RETURN_URLS.values(), ids=MISREAD_RETURN_URLS.keys())
+def test_a_return_url_a_browser_could_read_otherwise_is_refused(viewer, plan, return_url):
+    with pytest.raises(InvalidReturnUrl) as error:
+        checkout(viewer, plan, return_url=return_url)
+
+    assert error.value.field == "returnUrl"
+    assert_nothing_created()
+
+
 def test_subdomains_are_allowed_by_a_leading_dot(viewer, plan):
     result = checkout(viewer, plan, return_url="https://tv.cinema.example/paid")
 
     assert result.payment.return_url == "https://tv.cinema.example/paid"
 
 
+@pytest.mark.parametrize(
+    "return_url",
+    [
+        "https://xn--80akhbyknj4f.cinema.example/paid",
+        "HTTPS://TV.Cinema.Example/Paid?from=tv#done",
+        "https://cinema.example:8443/paid",
+        "https://cinema.example",
+    ],
+)
+def test_punycode_upper_case_ports_and_bare_hosts_of_the_cinema_are_allowed(viewer, plan, return_url):
+    result = checkout(viewer, plan, return_url=return_url)
+
+    assert result.payment.return_url == return_url
+
+
 def test_an_overlong_idempotency_key_is_refused(viewer, plan):
     with pytest.raises(InvalidInput):
         checkout(viewer, plan, idempotency_key="k" * 129)
 
+    assert_nothing_created()
+
+
+@pytest.mark.parametrize("idempotency_key", ["\x00", "click\x00-1", "click\t1", "click\u200b1", "click\ud8001"])
+def test_an_idempotency_key_with_control_characters_is_refused(viewer, plan, idempotency_key):
+    with pytest.raises(InvalidInput) as error:
+        checkout(viewer, plan, idempotency_key=idempotency_key)
+
+    assert error.value.field == "idempotencyKey"
     assert_nothing_created()
 
 
