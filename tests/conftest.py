@@ -78,6 +78,19 @@ def seen_at_yookassa(sandbox) -> list[SeenAtYooKassa]:
 
 
 @pytest.fixture
+def sandbox_calls(sandbox) -> list[str]:
+    """The kind ("payments.get", ...) of each API request the sandbox receives, in order."""
+    calls: list[str] = []
+
+    def record(kind, request) -> None:
+        calls.append(kind)
+
+    sandbox.app.listeners.append(record)
+    yield calls
+    sandbox.app.listeners.remove(record)
+
+
+@pytest.fixture
 def sdk(sandbox):
     """The official SDK's global configuration, pointed at the sandbox."""
     Configuration.configure(sandbox.config.shop_id, sandbox.config.secret_key, api_url=sandbox.api_url)

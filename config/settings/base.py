@@ -214,8 +214,6 @@ YOOKASSA_READ_TIMEOUT = env.float("YOOKASSA_READ_TIMEOUT", default=15.0)
 
 # Hosts YooKassa may send a viewer back to after paying (a leading dot allows subdomains).
 CHECKOUT_RETURN_URL_HOSTS = env.list("CHECKOUT_RETURN_URL_HOSTS", default=["localhost", "127.0.0.1"])
-# A pending payment older than this is checked with YooKassa before its page is handed out again.
-CHECKOUT_RECHECK_PENDING_AFTER = env.int("CHECKOUT_RECHECK_PENDING_AFTER", default=15 * 60)
 
 # --- Renewals -----------------------------------------------------------------------------------
 

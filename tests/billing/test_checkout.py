@@ -4,6 +4,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from django.db.models import F
 
 from billing import services
 from billing.errors import (
@@ -26,9 +27,15 @@ from tests.helpers import SeenAtYooKassa, pay_on_page, start_checkout
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sandbox")]
 
 RETURN_URL = "https://cinema.example/return"
+INSUFFICIENT_FUNDS_CARD = "5555555555554600"
 
 
 checkout = start_checkout
+
+
+def created_ago(payment, seconds):
+    """As if the payment had been made `seconds` ago (rows keep real time, not billing's clock)."""
+    Payment.objects.filter(pk=payment.pk).update(created_at=F("created_at") - timedelta(seconds=seconds))
 
 
 def assert_nothing_created():
@@ -167,6 +174,114 @@ def test_a_lapsed_pending_payment_is_replaced_by_a_new_attempt(viewer, plan, san
     assert Payment.objects.get(pk=first.payment.pk).cancellation_reason == "expired_on_confirmation"
     assert Subscription.objects.get(pk=first.subscription.pk).status == SubscriptionStatus.FAILED
     assert sandbox.store.count_payments() == 2
+
+
+def test_a_new_key_after_the_pending_payment_lapsed_opens_a_new_attempt(viewer, plan, sandbox):
+    first = checkout(viewer, plan, idempotency_key="click-1")
+    sandbox.emulator.expire_payment(first.payment.provider_payment_id)
+    created_ago(first.payment, 3600)
+
+    again = checkout(viewer, plan, idempotency_key="click-2")
+
+    assert again.problem is None
+    assert again.payment.pk != first.payment.pk
+    assert again.payment.status == PaymentStatus.PENDING
+    assert again.payment.confirmation_url.startswith(f"{sandbox.url}/checkout/")
+    assert again.subscription.status == SubscriptionStatus.PENDING
+    assert ClientRequest.objects.get(key="click-2").payment_id == again.payment.pk
+    assert Payment.objects.get(pk=first.payment.pk).status == PaymentStatus.CANCELED
+    assert sandbox.store.count_payments() == 2
+
+
+def test_a_repeat_after_the_payment_lapsed_gets_the_first_payment_as_it_is_now(viewer, plan, sandbox):
+    first = checkout(viewer, plan, idempotency_key="click-1")
+    sandbox.emulator.expire_payment(first.payment.provider_payment_id)
+    created_ago(first.payment, 3600)
+
+    again = checkout(viewer, plan, idempotency_key="click-1")
+
+    assert again.payment.pk == first.payment.pk
+    assert again.payment.status == PaymentStatus.CANCELED
+    assert again.subscription.status == SubscriptionStatus.FAILED
+    assert sandbox.store.count_payments() == 1
+
+
+@pytest.mark.parametrize("idempotency_key", ["click-2", None], ids=["new key", "no key"])
+def test_a_declined_payment_whose_notification_is_late_is_not_handed_back(viewer, plan, sandbox, idempotency_key):
+    first = checkout(viewer, plan, idempotency_key="click-1")
+    pay_on_page(first.payment.confirmation_url, INSUFFICIENT_FUNDS_CARD)
+    created_ago(first.payment, 60)
+
+    again = checkout(viewer, plan, idempotency_key=idempotency_key)
+
+    assert again.payment.pk != first.payment.pk
+    assert again.payment.status == PaymentStatus.PENDING
+    declined = Payment.objects.get(pk=first.payment.pk)
+    assert (declined.status, declined.cancellation_reason) == (PaymentStatus.CANCELED, "insufficient_funds")
+    assert sandbox.store.count_payments() == 2
+
+
+def test_a_repeat_after_a_decline_whose_notification_is_late_gets_the_decline(viewer, plan, sandbox):
+    first = checkout(viewer, plan, idempotency_key="click-1")
+    pay_on_page(first.payment.confirmation_url, INSUFFICIENT_FUNDS_CARD)
+    created_ago(first.payment, 60)
+
+    again = checkout(viewer, plan, idempotency_key="click-1")
+
+    assert again.payment.pk == first.payment.pk
+    assert again.payment.status == PaymentStatus.CANCELED
+    assert again.payment.cancellation_reason == "insufficient_funds"
+    assert sandbox.store.count_payments() == 1
+
+
+def test_a_pending_payment_seconds_old_is_handed_back_without_asking_yookassa(viewer, plan, sandbox_calls):
+    first = checkout(viewer, plan)
+    sandbox_calls.clear()
+
+    again = checkout(viewer, plan, idempotency_key="another-click")
+
+    assert again.payment.pk == first.payment.pk
+    assert sandbox_calls == []
+
+
+def test_an_older_pending_payment_still_alive_is_handed_back_after_one_look_at_yookassa(viewer, plan, sandbox_calls):
+    first = checkout(viewer, plan)
+    created_ago(first.payment, 60)
+    sandbox_calls.clear()
+
+    again = checkout(viewer, plan, idempotency_key="click-2")
+
+    assert again.payment.pk == first.payment.pk
+    assert again.payment.status == PaymentStatus.PENDING
+    assert again.payment.confirmation_url == first.payment.confirmation_url
+    assert sandbox_calls == ["payments.get"]
+    assert ClientRequest.objects.get(key="click-2").payment_id == first.payment.pk
+
+
+def test_when_yookassa_cannot_be_asked_the_pending_payment_is_handed_back_as_it_is(viewer, plan, sandbox):
+    first = checkout(viewer, plan)
+    created_ago(first.payment, 60)
+    sandbox.faults.add(ApiFault(ApiEffect.ERROR_500, kind="payments.get", applied=False))
+
+    again = checkout(viewer, plan, idempotency_key="click-2")
+
+    assert again.problem is None
+    assert again.payment.pk == first.payment.pk
+    assert again.payment.status == PaymentStatus.PENDING
+    assert again.payment.confirmation_url == first.payment.confirmation_url
+
+
+def test_a_repeat_after_the_plan_left_the_catalog_gets_the_first_result(viewer, plan, sandbox):
+    first = checkout(viewer, plan, idempotency_key="click-1")
+    plan.is_active = False
+    plan.save()
+
+    again = checkout(viewer, plan, idempotency_key="click-1")
+
+    assert again.problem is None
+    assert again.payment.pk == first.payment.pk
+    assert again.payment.status == PaymentStatus.PENDING
+    assert sandbox.store.count_payments() == 1
 
 
 def test_after_a_declined_payment_a_new_checkout_starts_over(viewer, plan, sandbox):

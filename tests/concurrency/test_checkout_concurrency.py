@@ -8,10 +8,12 @@ import collections
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 import requests
 from django.db import connection, transaction
+from django.db.models import F
 from strawberry.relay import to_base64
 
 from billing.models import BillingEvent, ClientRequest, Payment, PaymentStatus, Subscription, SubscriptionStatus
@@ -127,6 +129,27 @@ def test_fifty_concurrent_subscribes_without_a_key_share_one_pending_payment(ser
     assert sandbox.store.count_payments() == 1
     assert Subscription.objects.count() == 1
     assert ClientRequest.objects.count() == 0
+
+
+def test_twenty_concurrent_new_clicks_after_the_payment_lapsed_share_one_new_payment(server, sandbox, token, plan):
+    client = GraphQLClient(server.url)
+    client.execute(SUBSCRIBE, _subscribe_input(plan, "click-0"), token=token)
+    lapsed = Payment.objects.get()
+    sandbox.emulator.expire_payment(lapsed.provider_payment_id)
+    Payment.objects.filter(pk=lapsed.pk).update(created_at=F("created_at") - timedelta(hours=1))
+
+    answers = _in_parallel(
+        20, lambda n: client.execute(SUBSCRIBE, _subscribe_input(plan, f"click-{n + 1}"), token=token)
+    )
+
+    new = Payment.objects.exclude(pk=lapsed.pk).get()
+    expected = {"data": {"subscribe": _pending_payload(new)}}
+    assert answers == [expected] * 20, _distribution(answers)
+    assert Payment.objects.get(pk=lapsed.pk).status == PaymentStatus.CANCELED
+    assert set(ClientRequest.objects.exclude(key="click-0").values_list("payment_id", flat=True)) == {new.pk}
+    assert ClientRequest.objects.count() == 21
+    assert sandbox.store.count_payments() == 2
+    assert Subscription.objects.filter(status=SubscriptionStatus.PENDING).count() == 1
 
 
 def test_a_hundred_concurrent_deliveries_of_one_notification_activate_the_subscription_once(
