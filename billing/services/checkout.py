@@ -156,7 +156,7 @@ def _open_or_find(request: _Checkout, keyed: KeyedRequest, *, take_existing: boo
             # Another request under this key committed first: its result is this one's.
             return _Opened(_payment_of(earlier), taken=True)
         payment, created = _checkout_payment(request)
-        if not (created or take_existing or not _may_have_lapsed(payment)):
+        if not created and not take_existing and _may_have_lapsed(payment):
             return _Opened(payment, taken=False)
         keyed.remember(subscription=payment.subscription, payment=payment)
         return _Opened(payment, taken=True)
