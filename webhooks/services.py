@@ -15,6 +15,7 @@ from django.conf import settings
 
 from billing import clock, selectors, services
 from billing.errors import GatewayError, ProviderObjectNotFound
+from webhooks.addresses import address_in
 from webhooks.models import NotificationOutcome, YooKassaNotification
 
 logger = logging.getLogger(__name__)
@@ -126,10 +127,4 @@ def _valid_ip(address: str | None) -> str | None:
 
 
 def _is_trusted(address: str | None) -> bool:
-    try:
-        ip = ipaddress.ip_address(address or "")
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return any(ip in ipaddress.ip_network(network, strict=False) for network in settings.YOOKASSA_TRUSTED_NETWORKS)
+    return address_in(address, settings.YOOKASSA_TRUSTED_NETWORKS)

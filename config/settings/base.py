@@ -4,6 +4,7 @@ Every value has a default that suits a zero-setup local run; `production.py` har
 `validate()` at the bottom refuses configurations that must never start.
 """
 
+import ipaddress
 from pathlib import Path
 
 import environ
@@ -206,6 +207,9 @@ YOOKASSA_TRUSTED_NETWORKS = env.list(
     "YOOKASSA_TRUSTED_NETWORKS",
     default=YOOKASSA_PUBLISHED_NETWORKS + (_SANDBOX_NETWORKS if YOOKASSA_SANDBOX else []),
 )
+# The reverse proxies in front of the service (CIDRs; none by default). Only a request from one of
+# them has its X-Forwarded-For read, from the right, for the address notifications are checked by.
+YOOKASSA_TRUSTED_PROXIES = env.list("YOOKASSA_TRUSTED_PROXIES", default=[])
 # The SDK sets no HTTP timeout at all; the gateway bounds every call with these (seconds).
 YOOKASSA_CONNECT_TIMEOUT = env.float("YOOKASSA_CONNECT_TIMEOUT", default=5.0)
 YOOKASSA_READ_TIMEOUT = env.float("YOOKASSA_READ_TIMEOUT", default=15.0)
@@ -280,7 +284,17 @@ def validate(settings: dict) -> None:
             "YOOKASSA_SANDBOX is off but no YooKassa credentials are configured: "
             "set YOOKASSA_SHOP_ID and YOOKASSA_SECRET_KEY."
         )
+    for name in ("YOOKASSA_TRUSTED_NETWORKS", "YOOKASSA_TRUSTED_PROXIES"):
+        _check_networks(name, settings[name])
     if not settings["DEBUG"] and not settings["JWT_PUBLIC_KEY"] and len(settings["JWT_SECRET"]) < 32:
         raise ImproperlyConfigured(
             "Viewers cannot be authenticated: set JWT_PUBLIC_KEY (RS256), or JWT_SECRET (HS256, 32+ characters)."
         )
+
+
+def _check_networks(name: str, networks: list[str]) -> None:
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name}: {network!r} is not an IP network such as 10.0.0.0/8.") from exc
