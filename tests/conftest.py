@@ -1,3 +1,4 @@
+import json
 import os
 import uuid
 
@@ -11,7 +12,7 @@ from graphql_api.auth import Viewer
 from plans.demo import plan_load_demo_catalog
 from sandbox.config import SandboxConfig, utc_now
 from sandbox.server import SandboxServer
-from tests.helpers import GraphQLClient, SeenAtYooKassa, make_token
+from tests.helpers import GraphQLClient, SandboxCall, SeenAtYooKassa, make_token
 
 
 def _on_postgres() -> bool:
@@ -78,12 +79,12 @@ def seen_at_yookassa(sandbox) -> list[SeenAtYooKassa]:
 
 
 @pytest.fixture
-def sandbox_calls(sandbox) -> list[str]:
-    """The kind ("payments.get", ...) of each API request the sandbox receives, in order."""
-    calls: list[str] = []
+def sandbox_calls(sandbox) -> list[SandboxCall]:
+    """Each API request the sandbox receives, in order."""
+    calls: list[SandboxCall] = []
 
     def record(kind, request) -> None:
-        calls.append(kind)
+        calls.append(SandboxCall(kind, json.loads(request.body) if request.body else None))
 
     sandbox.app.listeners.append(record)
     yield calls

@@ -35,6 +35,14 @@ class SeenAtYooKassa:
     status: str | None
 
 
+@dataclass(frozen=True)
+class SandboxCall:
+    """An API request as the sandbox received it (see the `sandbox_calls` fixture)."""
+
+    kind: str
+    body: dict | None
+
+
 def eventually(check, *, timeout: float = 5.0, interval: float = 0.01):
     """Wait until `check()` returns something truthy (and return it), or fail after `timeout`."""
     deadline = time.monotonic() + timeout

@@ -284,6 +284,10 @@ def validate(settings: dict) -> None:
             "YOOKASSA_SANDBOX is off but no YooKassa credentials are configured: "
             "set YOOKASSA_SHOP_ID and YOOKASSA_SECRET_KEY."
         )
+    if not 1 <= settings["YOOKASSA_VAT_CODE"] <= 12:
+        raise ImproperlyConfigured(
+            "YOOKASSA_VAT_CODE is one of YooKassa's VAT codes, 1 to 12 (1 = no VAT): YooKassa refuses any other."
+        )
     for name in ("YOOKASSA_TRUSTED_NETWORKS", "YOOKASSA_TRUSTED_PROXIES"):
         _check_networks(name, settings[name])
     if not settings["DEBUG"] and not settings["JWT_PUBLIC_KEY"] and len(settings["JWT_SECRET"]) < 32:

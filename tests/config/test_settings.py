@@ -264,6 +264,24 @@ def test_production_trusts_no_proxy_unless_told_and_reads_the_ones_it_is_told():
     assert told["YOOKASSA_TRUSTED_PROXIES"] == ["10.0.0.0/24", "2001:db8::1"]
 
 
+@pytest.mark.parametrize("vat_code", ["0", "13", "-1"])
+def test_a_vat_code_yookassa_does_not_have_refuses_to_start(vat_code):
+    env = {**PRODUCTION, "YOOKASSA_RECEIPTS": "true", "YOOKASSA_VAT_CODE": vat_code}
+
+    returncode, _, stderr = run_settings("config.settings.production", ["YOOKASSA_VAT_CODE"], env)
+
+    assert_refuses(returncode, stderr, "YOOKASSA_VAT_CODE is one of YooKassa's VAT codes, 1 to 12")
+
+
+@pytest.mark.parametrize("vat_code", ["1", "12"])
+def test_vat_codes_from_1_to_12_start(vat_code):
+    env = {**PRODUCTION, "YOOKASSA_RECEIPTS": "true", "YOOKASSA_VAT_CODE": vat_code}
+
+    loaded = load_settings("config.settings.production", ["YOOKASSA_VAT_CODE"], env)
+
+    assert loaded["YOOKASSA_VAT_CODE"] == int(vat_code)
+
+
 @pytest.mark.parametrize("name", ["YOOKASSA_TRUSTED_NETWORKS", "YOOKASSA_TRUSTED_PROXIES"])
 def test_a_trusted_network_that_is_not_a_network_refuses_to_start(name):
     env = {**PRODUCTION, name: "185.71.76.0/27,185.71.76.0/33"}
