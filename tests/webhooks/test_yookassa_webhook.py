@@ -637,6 +637,28 @@ def test_a_malformed_body_from_an_untrusted_address_is_rejected_for_its_address(
     assert notification.trusted_source is False
 
 
+@pytest.mark.django_db
+def test_of_a_large_body_from_an_untrusted_address_only_the_first_64_kib_are_kept(sandbox):
+    body = b'{"type": "notification", "padding": "' + b"x" * 1_000_000 + b'"}'
+
+    response = _post(body, remote_addr="8.8.8.8")
+
+    assert response.status_code == 403
+    notification = YooKassaNotification.objects.get()
+    assert notification.outcome == NotificationOutcome.REJECTED
+    assert notification.raw_body == body[: 64 * 1024].decode()
+
+
+@pytest.mark.django_db
+def test_a_large_body_from_a_trusted_address_is_kept_whole(sandbox):
+    body = b'{"type": "notification", "padding": "' + b"x" * 1_000_000 + b'"}'
+
+    response = _post(body)
+
+    assert response.status_code == 400
+    assert YooKassaNotification.objects.get().raw_body == body.decode()
+
+
 _json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
