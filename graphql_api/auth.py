@@ -12,10 +12,14 @@ from typing import Any
 
 import jwt
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from graphql import GraphQLError
 
 # The Auth service's clock and ours may differ by this much (seconds).
 CLOCK_SKEW = 30
+# What an email column (Django's EmailField) holds.
+MAX_EMAIL_LENGTH = 254
 
 
 @dataclass(frozen=True)
@@ -65,12 +69,21 @@ def viewer_from_token(token: str) -> Viewer:
         viewer_id = uuid.UUID(str(claims["sub"]))
     except ValueError as exc:
         raise AuthenticationError("The token's subject is not a viewer id.") from exc
-    email = claims.get("email")
     return Viewer(
-        id=viewer_id,
-        email=email if isinstance(email, str) and "@" in email else None,
-        expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+        id=viewer_id, email=_email_of(claims.get("email")), expires_at=datetime.fromtimestamp(claims["exp"], UTC)
     )
+
+
+def _email_of(claim: Any) -> str | None:
+    """The claim when it is an address we can store and mail to; otherwise the viewer has none
+    (a receipt then asks for one) rather than a request that fails on the database."""
+    if not isinstance(claim, str) or len(claim) > MAX_EMAIL_LENGTH:
+        return None
+    try:
+        validate_email(claim)
+    except ValidationError:
+        return None
+    return claim
 
 
 @dataclass

@@ -172,6 +172,7 @@ class BillingMutations:
 
 
 def _pk_of(global_id: relay.GlobalID, type_name: str, *, field: str) -> int:
-    if global_id.type_name != type_name or not global_id.node_id.isdigit():
+    # isascii: str.isdigit() also says yes to digits that int() refuses, such as "²".
+    if global_id.type_name != type_name or not (global_id.node_id.isascii() and global_id.node_id.isdigit()):
         raise InvalidInput(f"Not a {type_name} id.", field=field)
     return int(global_id.node_id)

@@ -7,10 +7,10 @@ import strawberry_django
 from django.db.models import QuerySet
 from strawberry import relay
 from strawberry.types import Info
-from strawberry_django.relay import DjangoCursorConnection
 
 from billing import selectors, services
 from graphql_api.billing_types import PaymentMethodType, PaymentType, RefundQuoteType, SubscriptionType
+from graphql_api.connections import BoundedCursorConnection
 
 
 @strawberry.type(name="Viewer")
@@ -30,7 +30,7 @@ class ViewerType:
     def subscriptions(self) -> list[SubscriptionType]:
         return selectors.subscription_list_for_viewer(viewer_id=self.viewer_id)
 
-    @strawberry_django.connection(DjangoCursorConnection[PaymentType], description="Payments, newest first.")
+    @strawberry_django.connection(BoundedCursorConnection[PaymentType], description="Payments, newest first.")
     def payments(self) -> QuerySet:
         return selectors.payment_list_for_viewer(viewer_id=self.viewer_id)
 

@@ -85,6 +85,10 @@ class SandboxApp:
         self.store = store
         self.emulator = emulator
         self.faults = faults
+        # Called with each authenticated API request as it arrives, before any fault or work: a
+        # test sees the service's side at the very moment "YooKassa" is asked. A listener that
+        # raises turns the request into a 500.
+        self.listeners: list[Callable[[str, Request], None]] = []
         self._operations: dict[str, Callable[[dict, Request], dict]] = {
             "payments.create": lambda params, request: emulator.create_payment(_json_body(request)),
             "payments.list": lambda params, request: emulator.list_payments(request.query),
@@ -118,6 +122,8 @@ class SandboxApp:
         denied = self._authenticate(request)
         if denied is not None:
             return denied
+        for listener in list(self.listeners):
+            listener(kind, request)
 
         fault = self.faults.take_api(kind)
         if fault is not None:
@@ -279,6 +285,7 @@ class SandboxApp:
     def reset(self) -> None:
         self.store.reset()
         self.faults.clear()
+        self.listeners.clear()
         self.emulator.refund_outcome = RefundOutcome.SUCCEEDED
 
     def update_settings(self, body: dict) -> dict:

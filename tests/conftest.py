@@ -1,15 +1,18 @@
+import json
 import os
 import uuid
 
 import pytest
 from django.conf import settings
+from django.db import DatabaseError, connections
 from yookassa import Configuration
 
+from billing.models import Payment, Refund
 from graphql_api.auth import Viewer
 from plans.demo import plan_load_demo_catalog
 from sandbox.config import SandboxConfig, utc_now
 from sandbox.server import SandboxServer
-from tests.helpers import GraphQLClient, make_token
+from tests.helpers import GraphQLClient, SandboxCall, SeenAtYooKassa, make_token
 
 
 def _on_postgres() -> bool:
@@ -48,6 +51,44 @@ def sandbox(sandbox_server, settings):
     yield sandbox_server
     sandbox_server.faults.clear()
     sandbox_server.config.clock = utc_now
+
+
+@pytest.fixture
+def seen_at_yookassa(sandbox) -> list[SeenAtYooKassa]:
+    """For each create call the sandbox receives, the row with the call's Idempotence-Key as it is
+    at that very moment to another database session: the sandbox's thread has a connection of its
+    own, so it finds the row only if it is committed. For `transaction=True` tests."""
+    models = {"payments.create": Payment, "refunds.create": Refund}
+    seen: list[SeenAtYooKassa] = []
+
+    def look(kind, request) -> None:
+        if kind not in models:
+            return
+        key = request.headers.get("Idempotence-Key")
+        try:
+            status = models[kind].objects.filter(idempotence_key=key).values_list("status", flat=True).first()
+        except DatabaseError:  # SQLite's shared in-memory test database locks a table being written
+            status = None
+        finally:
+            connections.close_all()
+        seen.append(SeenAtYooKassa(kind, key, status))
+
+    sandbox.app.listeners.append(look)
+    yield seen
+    sandbox.app.listeners.remove(look)
+
+
+@pytest.fixture
+def sandbox_calls(sandbox) -> list[SandboxCall]:
+    """Each API request the sandbox receives, in order."""
+    calls: list[SandboxCall] = []
+
+    def record(kind, request) -> None:
+        calls.append(SandboxCall(kind, json.loads(request.body) if request.body else None))
+
+    sandbox.app.listeners.append(record)
+    yield calls
+    sandbox.app.listeners.remove(record)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 import re
 import time
+from dataclasses import dataclass
 
 import requests
 
@@ -22,6 +23,24 @@ def pay_on_page(confirmation_url: str, card_number: str, *, expiry: str = "12/30
         base = confirmation_url.split("/checkout/")[0]
         answer = requests.post(base + three_ds[1], data={"code": "123456"}, allow_redirects=False, timeout=5)
     return answer
+
+
+@dataclass(frozen=True)
+class SeenAtYooKassa:
+    """A create call as the sandbox received it (see the `seen_at_yookassa` fixture)."""
+
+    kind: str
+    idempotence_key: str
+    # The row's status as another database session saw it then; None: it saw no such row.
+    status: str | None
+
+
+@dataclass(frozen=True)
+class SandboxCall:
+    """An API request as the sandbox received it (see the `sandbox_calls` fixture)."""
+
+    kind: str
+    body: dict | None
 
 
 def eventually(check, *, timeout: float = 5.0, interval: float = 0.01):

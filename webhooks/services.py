@@ -15,12 +15,16 @@ from django.conf import settings
 
 from billing import clock, selectors, services
 from billing.errors import GatewayError, ProviderObjectNotFound
+from webhooks.addresses import address_in
 from webhooks.models import NotificationOutcome, YooKassaNotification
 
 logger = logging.getLogger(__name__)
 
 # YooKassa's object ids are 36 characters of hex digits and dashes; allow some slack, nothing else.
 _OBJECT_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
+# Of a body from anyone else, this much is kept: enough to see what was tried, too little for
+# strangers to fill the inbox.
+UNTRUSTED_BODY_KEPT = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -32,12 +36,13 @@ class Receipt:
 
 
 def yookassa_notification_receive(*, remote_addr: str | None, body: bytes) -> Receipt:
+    trusted = _is_trusted(remote_addr)
     notification = YooKassaNotification.objects.create(
         remote_addr=_valid_ip(remote_addr),
         # PostgreSQL's text cannot hold NUL: stored as U+FFFD, like bytes that are not UTF-8.
-        raw_body=body.decode("utf-8", "replace").replace("\x00", "\ufffd"),
+        raw_body=(body if trusted else body[:UNTRUSTED_BODY_KEPT]).decode("utf-8", "replace").replace("\x00", "\ufffd"),
     )
-    if not _is_trusted(remote_addr):
+    if not trusted:
         logger.warning("Notification %s from untrusted address %s rejected", notification.id, remote_addr)
         return _finish(notification, NotificationOutcome.REJECTED, "Source address is not one of YooKassa's.", 403)
     notification.trusted_source = True
@@ -126,10 +131,4 @@ def _valid_ip(address: str | None) -> str | None:
 
 
 def _is_trusted(address: str | None) -> bool:
-    try:
-        ip = ipaddress.ip_address(address or "")
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return any(ip in ipaddress.ip_network(network, strict=False) for network in settings.YOOKASSA_TRUSTED_NETWORKS)
+    return address_in(address, settings.YOOKASSA_TRUSTED_NETWORKS)

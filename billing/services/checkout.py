@@ -4,16 +4,15 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.utils import timezone
 
 from billing import clock, locks
 from billing.errors import (
     AlreadySubscribed,
     EmailRequired,
     GatewayError,
-    InvalidReturnUrl,
     PaymentInProgress,
     PlanNotFound,
 )
@@ -21,6 +20,7 @@ from billing.models import (
     FIRST_PROVIDER_CHECK,
     LIVE_SUBSCRIPTION_STATUSES,
     OPEN_PAYMENT_STATUSES,
+    ClientRequest,
     Payment,
     PaymentKind,
     PaymentStatus,
@@ -35,9 +35,15 @@ from billing.services.client_requests import (
 )
 from billing.services.events import event_record
 from billing.services.payments import payment_create_at_provider, payment_refresh
+from billing.validation import return_url_check
 from plans.models import Plan
 
 logger = logging.getLogger(__name__)
+
+# A pending payment younger than this was just created (or handed out) with a confirmation URL
+# YooKassa gave moments ago: it goes back as it is. Anything older is fetched from YooKassa
+# first, so that a viewer never gets the page of a payment that was declined or has lapsed.
+JUST_CREATED = timedelta(seconds=5)
 
 
 @dataclass(frozen=True)
@@ -60,31 +66,33 @@ def subscription_start_checkout(
 ) -> CheckoutResult:
     """Start paying for a plan: the viewer gets a payment to confirm on YooKassa's page.
 
-    A repeat with the same idempotency key returns the first result; a viewer whose payment for
-    the plan is still pending gets that payment back; nothing charges the viewer twice.
+    A repeat with the same idempotency key returns the first result (as it stands now); a viewer
+    whose payment for the plan is still pending gets that payment back, and one whose payment
+    lapsed gets a new one; nothing charges the viewer twice.
     """
     client_request_check_key(idempotency_key)
-    plan = Plan.objects.active().filter(pk=plan_id).first()
-    if plan is None:
-        raise PlanNotFound("There is no such plan on sale.", field="planId")
-    _check_return_url(return_url)
-    if settings.YOOKASSA_RECEIPTS and not viewer_email:
-        raise EmailRequired("A receipt must be emailed, and the viewer has no email address.")
-    request = _Checkout(
+    keyed = KeyedRequest(
         viewer_id=viewer_id,
-        viewer_email=viewer_email or "",
-        plan=plan,
-        return_url=return_url,
-        save_payment_method=save_payment_method,
-        fingerprint=client_request_fingerprint("subscribe", plan.pk, return_url, save_payment_method),
+        idempotency_key=idempotency_key,
+        operation="subscribe",
+        fingerprint=client_request_fingerprint("subscribe", plan_id, return_url, save_payment_method),
     )
-
-    payment = _open_checkout(request, idempotency_key=idempotency_key)
-    if payment.status == PaymentStatus.PENDING and _confirmation_may_have_lapsed(payment):
-        payment = _recheck(payment)
-        if payment.status == PaymentStatus.CANCELED and idempotency_key is None:
-            # The viewer let the old payment lapse: this request is a new attempt.
-            payment = _open_checkout(request, idempotency_key=None)
+    # Before the input is judged again: a repeat gets its first result even if the plan has
+    # left the catalog since.
+    earlier = keyed.earlier()
+    if earlier is not None:
+        payment = _recheck_if_due(_payment_of(earlier))
+    else:
+        payment = _open_checkout(
+            _new_checkout(
+                viewer_id=viewer_id,
+                viewer_email=viewer_email,
+                plan_id=plan_id,
+                return_url=return_url,
+                save_payment_method=save_payment_method,
+            ),
+            keyed,
+        )
     problem = None
     if payment.status == PaymentStatus.CREATING:
         payment, problem = payment_create_at_provider(payment=payment)
@@ -99,32 +107,71 @@ class _Checkout:
     plan: Plan
     return_url: str
     save_payment_method: bool
-    fingerprint: str
 
 
-def _open_checkout(request: _Checkout, *, idempotency_key: str | None) -> Payment:
-    """The payment this checkout is about, committed before anything is asked of YooKassa."""
-    keyed = KeyedRequest(
-        viewer_id=request.viewer_id,
-        idempotency_key=idempotency_key,
-        operation="subscribe",
-        fingerprint=request.fingerprint,
+@dataclass(frozen=True)
+class _Opened:
+    payment: Payment
+    # False: another request's pending payment, not yet checked with YooKassa, and not (yet)
+    # this request's result: the key is bound to it only once it is known to be alive.
+    taken: bool
+
+
+def _new_checkout(
+    *, viewer_id: uuid.UUID, viewer_email: str | None, plan_id: int, return_url: str, save_payment_method: bool
+) -> _Checkout:
+    plan = Plan.objects.active().filter(pk=plan_id).first()
+    if plan is None:
+        raise PlanNotFound("There is no such plan on sale.", field="planId")
+    return_url_check(return_url=return_url)
+    if settings.YOOKASSA_RECEIPTS and not viewer_email:
+        raise EmailRequired("A receipt must be emailed, and the viewer has no email address.")
+    return _Checkout(
+        viewer_id=viewer_id,
+        viewer_email=viewer_email or "",
+        plan=plan,
+        return_url=return_url,
+        save_payment_method=save_payment_method,
     )
 
-    def open_or_repeat() -> Payment:
+
+def _open_checkout(request: _Checkout, keyed: KeyedRequest) -> Payment:
+    """The payment this new request hands back: a pending one of the viewer's, when YooKassa
+    confirms it is still alive, or else a new one."""
+    opened = _open_or_find(request, keyed, take_existing=False)
+    if opened.taken:
+        return opened.payment
+    # Asked outside any transaction: no lock is held while YooKassa answers. If the payment
+    # lapsed, its subscription has failed and the next round opens a new attempt.
+    _recheck(opened.payment)
+    return _open_or_find(request, keyed, take_existing=True).payment
+
+
+def _open_or_find(request: _Checkout, keyed: KeyedRequest, *, take_existing: bool) -> _Opened:
+    """Committed before anything is asked of YooKassa: a new payment, or the viewer's open one."""
+
+    def open_or_repeat() -> _Opened:
         earlier = keyed.earlier()
         if earlier is not None:
-            return Payment.objects.select_related("subscription__plan").get(pk=earlier.payment_id)
-        payment = _checkout_payment(request)
+            # Another request under this key committed first: its result is this one's.
+            return _Opened(_payment_of(earlier), taken=True)
+        payment, created = _checkout_payment(request)
+        if not created and not take_existing and _may_have_lapsed(payment):
+            return _Opened(payment, taken=False)
         keyed.remember(subscription=payment.subscription, payment=payment)
-        return payment
+        return _Opened(payment, taken=True)
 
     # A conflict means another request of this viewer committed first (the same key, or a second
     # live subscription): the next round reads what it made.
     return atomic_retrying_conflicts(open_or_repeat)
 
 
-def _checkout_payment(request: _Checkout) -> Payment:
+def _payment_of(earlier: ClientRequest) -> Payment:
+    return Payment.objects.select_related("subscription__plan").get(pk=earlier.payment_id)
+
+
+def _checkout_payment(request: _Checkout) -> tuple[Payment, bool]:
+    """The viewer's open payment for the plan, or a new one (True when it is new)."""
     viewer_id, viewer_email, plan = request.viewer_id, request.viewer_email, request.plan
     live = locks.subscriptions_for_update().filter(viewer_id=viewer_id, status__in=LIVE_SUBSCRIPTION_STATUSES).first()
     if live is None:
@@ -132,7 +179,7 @@ def _checkout_payment(request: _Checkout) -> Payment:
             viewer_id=viewer_id, viewer_email=viewer_email, plan=plan, status=SubscriptionStatus.PENDING
         )
         event_record(subscription, "subscription.created", plan=plan.code)
-        return _new_payment(subscription, request)
+        return _new_payment(subscription, request), True
     if live.status != SubscriptionStatus.PENDING:
         raise AlreadySubscribed(f"You already have the {live.plan.name} subscription.", field="planId")
     if live.plan_id != plan.pk:
@@ -144,8 +191,8 @@ def _checkout_payment(request: _Checkout) -> Payment:
         live.save(update_fields=["viewer_email", "updated_at"])
     open_payment = live.payments.filter(status__in=OPEN_PAYMENT_STATUSES).select_related("subscription__plan").first()
     if open_payment is not None:
-        return open_payment
-    return _new_payment(live, request)
+        return open_payment, False
+    return _new_payment(live, request), True
 
 
 def _new_payment(subscription: Subscription, request: _Checkout) -> Payment:
@@ -173,34 +220,25 @@ def _new_payment(subscription: Subscription, request: _Checkout) -> Payment:
     return payment
 
 
-def _confirmation_may_have_lapsed(payment: Payment) -> bool:
-    return payment.created_at < clock.now() - timedelta(seconds=settings.CHECKOUT_RECHECK_PENDING_AFTER)
+def _may_have_lapsed(payment: Payment) -> bool:
+    """A pending payment whose page may be dead by now: declined, expired, canceled at YooKassa.
+    Real time, as the rows' `created_at` keeps it, not billing's clock."""
+    return (
+        payment.status == PaymentStatus.PENDING
+        and payment.provider_payment_id is not None
+        and payment.created_at < timezone.now() - JUST_CREATED
+    )
+
+
+def _recheck_if_due(payment: Payment) -> Payment:
+    return _recheck(payment) if _may_have_lapsed(payment) else payment
 
 
 def _recheck(payment: Payment) -> Payment:
+    """What YooKassa says of the payment, applied as a webhook's news would be; when YooKassa
+    cannot be asked, the payment as we know it."""
     try:
         return payment_refresh(provider_payment_id=payment.provider_payment_id)
     except GatewayError as error:
         logger.warning("Could not recheck payment %s: %s", payment.id, error)
         return payment
-
-
-def _check_return_url(return_url: str) -> None:
-    """YooKassa sends the viewer to this address: only to the cinema's own sites, never elsewhere."""
-    try:
-        parts = urlsplit(return_url or "")
-        host = parts.hostname or ""
-    except ValueError:
-        parts, host = None, ""
-    secure_enough = parts is not None and (parts.scheme == "https" or (parts.scheme == "http" and settings.DEBUG))
-    if not (secure_enough and host and _host_allowed(host) and not parts.username and len(return_url) <= 2048):
-        raise InvalidReturnUrl(
-            "The return URL must be an absolute https address on one of the cinema's sites.", field="returnUrl"
-        )
-
-
-def _host_allowed(host: str) -> bool:
-    for pattern in settings.CHECKOUT_RETURN_URL_HOSTS:
-        if host == pattern or (pattern.startswith(".") and (host.endswith(pattern) or host == pattern[1:])):
-            return True
-    return False

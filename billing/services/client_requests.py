@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 
 from billing.errors import IdempotencyKeyReused, InvalidInput
 from billing.models import ClientRequest, Payment, Refund, Subscription
+from billing.validation import has_control_characters
 
 T = TypeVar("T")
 
@@ -18,8 +19,13 @@ MAX_CLIENT_KEY_LENGTH = 128
 
 
 def client_request_check_key(idempotency_key: str | None) -> None:
-    if idempotency_key is not None and not 1 <= len(idempotency_key) <= MAX_CLIENT_KEY_LENGTH:
-        raise InvalidInput(f"An idempotency key has 1 to {MAX_CLIENT_KEY_LENGTH} characters.", field="idempotencyKey")
+    if idempotency_key is None:
+        return
+    if not 1 <= len(idempotency_key) <= MAX_CLIENT_KEY_LENGTH or has_control_characters(idempotency_key):
+        raise InvalidInput(
+            f"An idempotency key has 1 to {MAX_CLIENT_KEY_LENGTH} characters, none of them control characters.",
+            field="idempotencyKey",
+        )
 
 
 def client_request_fingerprint(operation: str, *parts) -> str:

@@ -4,6 +4,7 @@ Every value has a default that suits a zero-setup local run; `production.py` har
 `validate()` at the bottom refuses configurations that must never start.
 """
 
+import ipaddress
 from pathlib import Path
 
 import environ
@@ -215,6 +216,9 @@ YOOKASSA_TRUSTED_NETWORKS = env.list(
     "YOOKASSA_TRUSTED_NETWORKS",
     default=YOOKASSA_PUBLISHED_NETWORKS + (_SANDBOX_NETWORKS if YOOKASSA_SANDBOX else []),
 )
+# The reverse proxies in front of the service (CIDRs; none by default). Only a request from one of
+# them has its X-Forwarded-For read, from the right, for the address notifications are checked by.
+YOOKASSA_TRUSTED_PROXIES = env.list("YOOKASSA_TRUSTED_PROXIES", default=[])
 # The SDK sets no HTTP timeout at all; the gateway bounds every call with these (seconds).
 YOOKASSA_CONNECT_TIMEOUT = env.float("YOOKASSA_CONNECT_TIMEOUT", default=5.0)
 YOOKASSA_READ_TIMEOUT = env.float("YOOKASSA_READ_TIMEOUT", default=15.0)
@@ -223,8 +227,6 @@ YOOKASSA_READ_TIMEOUT = env.float("YOOKASSA_READ_TIMEOUT", default=15.0)
 
 # Hosts YooKassa may send a viewer back to after paying (a leading dot allows subdomains).
 CHECKOUT_RETURN_URL_HOSTS = env.list("CHECKOUT_RETURN_URL_HOSTS", default=["localhost", "127.0.0.1"])
-# A pending payment older than this is checked with YooKassa before its page is handed out again.
-CHECKOUT_RECHECK_PENDING_AFTER = env.int("CHECKOUT_RECHECK_PENDING_AFTER", default=15 * 60)
 
 # --- Renewals -----------------------------------------------------------------------------------
 
@@ -293,7 +295,21 @@ def validate(settings: dict) -> None:
         )
     if settings["LIVE_PAYMENT_RECHECK_SECONDS"] <= 0:
         raise ImproperlyConfigured("LIVE_PAYMENT_RECHECK_SECONDS must be a positive number of seconds.")
+    if not 1 <= settings["YOOKASSA_VAT_CODE"] <= 12:
+        raise ImproperlyConfigured(
+            "YOOKASSA_VAT_CODE is one of YooKassa's VAT codes, 1 to 12 (1 = no VAT): YooKassa refuses any other."
+        )
+    for name in ("YOOKASSA_TRUSTED_NETWORKS", "YOOKASSA_TRUSTED_PROXIES"):
+        _check_networks(name, settings[name])
     if not settings["DEBUG"] and not settings["JWT_PUBLIC_KEY"] and len(settings["JWT_SECRET"]) < 32:
         raise ImproperlyConfigured(
             "Viewers cannot be authenticated: set JWT_PUBLIC_KEY (RS256), or JWT_SECRET (HS256, 32+ characters)."
         )
+
+
+def _check_networks(name: str, networks: list[str]) -> None:
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name}: {network!r} is not an IP network such as 10.0.0.0/8.") from exc

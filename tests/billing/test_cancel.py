@@ -34,7 +34,7 @@ from billing.services import CancelMode, lifecycle, reconciliation, renewals
 from graphql_api.auth import Viewer
 from sandbox.emulator import RefundOutcome
 from sandbox.faults import ApiEffect, ApiFault
-from tests.helpers import pay_on_page, start_checkout
+from tests.helpers import SeenAtYooKassa, pay_on_page, start_checkout
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sandbox")]
 
@@ -109,6 +109,30 @@ def test_cancel_now_refunds_the_quote_and_ends_the_subscription(viewer, active, 
         "refund.created",
         "refund.succeeded",
         "subscription.canceled",
+    ]
+
+
+REFUND_PATHS = {
+    "viewer cancels": lambda viewer, subscription, operator: cancel(viewer, subscription).refund,
+    "operator cancels": lambda viewer, subscription, operator: (
+        services.subscription_cancel_with_refund_by_operator(
+            subscription_id=subscription.pk, operator=operator, reason="Asked by phone"
+        ).refund
+    ),
+    "operator refunds the payment": lambda viewer, subscription, operator: services.payment_refund_by_operator(
+        payment_id=subscription.payments.get().pk, operator=operator, reason="Goodwill"
+    )[0],
+}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("refund_by", REFUND_PATHS.values(), ids=REFUND_PATHS.keys())
+def test_the_refund_row_is_committed_before_yookassa_is_asked(viewer, active, admin_user, seen_at_yookassa, refund_by):
+    refund = refund_by(viewer, active, admin_user)
+
+    assert refund.status == RefundStatus.SUCCEEDED
+    assert [seen for seen in seen_at_yookassa if seen.kind == "refunds.create"] == [
+        SeenAtYooKassa("refunds.create", refund.idempotence_key, RefundStatus.CREATING)
     ]
 
 

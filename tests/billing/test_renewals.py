@@ -9,7 +9,7 @@ from billing import clock, services
 from billing.models import BillingEvent, Payment, PaymentKind, PaymentStatus, RefundStatus, SubscriptionStatus
 from billing.services import lifecycle, reconciliation, renewals
 from sandbox.faults import ApiEffect, ApiFault
-from tests.helpers import pay_on_page, start_checkout
+from tests.helpers import SeenAtYooKassa, pay_on_page, start_checkout
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sandbox")]
 
@@ -61,6 +61,18 @@ def test_renewal_charges_the_saved_card_and_extends_from_the_old_end(active, pla
     assert charge["payment_method"]["id"] == active.payment_method.provider_method_id
     assert "confirmation" not in charge
     assert "subscription.renewed" in events(active)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_renewal_row_is_committed_before_yookassa_is_asked(active, seen_at_yookassa):
+    with at(active.current_period_end - timedelta(hours=2)):
+        renewals.subscription_renew_due()
+
+    renewal = Payment.objects.get(kind=PaymentKind.RENEWAL)
+    assert renewal.status == PaymentStatus.SUCCEEDED
+    assert [seen for seen in seen_at_yookassa if seen.idempotence_key == renewal.idempotence_key] == [
+        SeenAtYooKassa("payments.create", renewal.idempotence_key, PaymentStatus.CREATING)
+    ]
 
 
 def test_running_the_batch_again_charges_nothing_more(active, sandbox):

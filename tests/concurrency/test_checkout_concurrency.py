@@ -5,16 +5,27 @@ under test, and SQLite serializes every writer.
 """
 
 import collections
+import json
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 import requests
 from django.db import connection, transaction
+from django.db.models import F
 from strawberry.relay import to_base64
 
-from billing.models import BillingEvent, ClientRequest, Payment, PaymentStatus, Subscription, SubscriptionStatus
+from billing.models import (
+    BillingEvent,
+    ClientRequest,
+    Payment,
+    PaymentMethod,
+    PaymentStatus,
+    Subscription,
+    SubscriptionStatus,
+)
 from sandbox.faults import ApiEffect, ApiFault
 from tests.helpers import GraphQLClient, eventually, make_token, pay_on_page
 from webhooks.models import NotificationOutcome, YooKassaNotification
@@ -129,6 +140,27 @@ def test_fifty_concurrent_subscribes_without_a_key_share_one_pending_payment(ser
     assert ClientRequest.objects.count() == 0
 
 
+def test_twenty_concurrent_new_clicks_after_the_payment_lapsed_share_one_new_payment(server, sandbox, token, plan):
+    client = GraphQLClient(server.url)
+    client.execute(SUBSCRIBE, _subscribe_input(plan, "click-0"), token=token)
+    lapsed = Payment.objects.get()
+    sandbox.emulator.expire_payment(lapsed.provider_payment_id)
+    Payment.objects.filter(pk=lapsed.pk).update(created_at=F("created_at") - timedelta(hours=1))
+
+    answers = _in_parallel(
+        20, lambda n: client.execute(SUBSCRIBE, _subscribe_input(plan, f"click-{n + 1}"), token=token)
+    )
+
+    new = Payment.objects.exclude(pk=lapsed.pk).get()
+    expected = {"data": {"subscribe": _pending_payload(new)}}
+    assert answers == [expected] * 20, _distribution(answers)
+    assert Payment.objects.get(pk=lapsed.pk).status == PaymentStatus.CANCELED
+    assert set(ClientRequest.objects.exclude(key="click-0").values_list("payment_id", flat=True)) == {new.pk}
+    assert ClientRequest.objects.count() == 21
+    assert sandbox.store.count_payments() == 2
+    assert Subscription.objects.filter(status=SubscriptionStatus.PENDING).count() == 1
+
+
 def test_a_hundred_concurrent_deliveries_of_one_notification_activate_the_subscription_once(
     server, sandbox, token, plan
 ):
@@ -152,6 +184,87 @@ def test_a_hundred_concurrent_deliveries_of_one_notification_activate_the_subscr
     assert subscription.status == SubscriptionStatus.ACTIVE
     assert subscription.current_period_start == payment.paid_at
     assert subscription.current_period_end == plan.period.end_after(payment.paid_at)
+
+
+def _assert_nothing_activated(payment: Payment) -> None:
+    payment.refresh_from_db()
+    subscription = Subscription.objects.get(pk=payment.subscription_id)
+    assert (payment.status, payment.paid_at, payment.payment_method_id) == (PaymentStatus.PENDING, None, None)
+    assert (subscription.status, subscription.current_period_end) == (SubscriptionStatus.PENDING, None)
+    assert not PaymentMethod.objects.exists()
+    assert not BillingEvent.objects.filter(type__in=["payment.succeeded", "subscription.activated"]).exists()
+
+
+def test_twenty_concurrent_success_claims_for_a_payment_the_api_says_is_pending_activate_nothing(
+    server, sandbox, token, plan
+):
+    GraphQLClient(server.url).execute(SUBSCRIBE, _subscribe_input(plan, "forged-success"), token=token)
+    payment = Payment.objects.get()
+    forged = {
+        **sandbox.emulator.get_payment(payment.provider_payment_id),
+        "status": "succeeded",
+        "paid": True,
+        "captured_at": "2025-01-01T00:00:00.000Z",
+        "payment_method": {"type": "bank_card", "id": "forged-method", "saved": True, "title": "Bank card *0000"},
+    }
+    body = {"type": "notification", "event": "payment.succeeded", "object": forged}
+    webhook_url = server.url + "/webhooks/yookassa/"
+
+    statuses = _in_parallel(20, lambda _: requests.post(webhook_url, json=body, timeout=30).status_code)
+
+    assert statuses == [200] * 20
+    _assert_nothing_activated(payment)
+    notifications = YooKassaNotification.objects.all()
+    assert len(notifications) == 20
+    assert {(n.outcome, n.detail) for n in notifications} == {
+        (NotificationOutcome.PROCESSED, f"Payment {payment.id} is pending.")
+    }
+
+
+def test_a_real_notification_from_an_untrusted_address_is_rejected_and_recorded(server, sandbox, settings, token, plan):
+    settings.YOOKASSA_TRUSTED_NETWORKS = settings.YOOKASSA_PUBLISHED_NETWORKS  # loopback is not YooKassa
+    subscribed = GraphQLClient(server.url).execute(SUBSCRIBE, _subscribe_input(plan, "untrusted"), token=token)
+    pay_on_page(subscribed["data"]["subscribe"]["payment"]["confirmationUrl"], SUCCESS_CARD)
+    (queued,) = sandbox.store.notifications()
+    payment = Payment.objects.get()
+
+    response = requests.post(server.url + "/webhooks/yookassa/", json=queued.body, timeout=30)
+
+    assert response.status_code == 403
+    _assert_nothing_activated(payment)
+    notification = YooKassaNotification.objects.get()
+    assert notification.outcome == NotificationOutcome.REJECTED
+    assert notification.detail == "Source address is not one of YooKassa's."
+    assert notification.trusted_source is False
+    assert notification.remote_addr == "127.0.0.1"
+    assert json.loads(notification.raw_body) == queued.body
+    assert notification.payment is None
+
+
+@pytest.mark.parametrize(
+    ("forwarded_for", "status", "source"),
+    [("185.71.76.1", 200, "185.71.76.1"), ("185.71.76.1, 8.8.8.8", 403, "8.8.8.8")],
+    ids=["from-yookassa-through-the-proxy", "forged-hop-left-of-the-real-one"],
+)
+def test_behind_a_trusted_proxy_only_the_hop_it_saw_counts(
+    server, sandbox, settings, token, plan, forwarded_for, status, source
+):
+    settings.YOOKASSA_TRUSTED_NETWORKS = settings.YOOKASSA_PUBLISHED_NETWORKS
+    settings.YOOKASSA_TRUSTED_PROXIES = ["127.0.0.0/8"]  # the live server's clients come through loopback
+    subscribed = GraphQLClient(server.url).execute(SUBSCRIBE, _subscribe_input(plan, "via-proxy"), token=token)
+    pay_on_page(subscribed["data"]["subscribe"]["payment"]["confirmationUrl"], SUCCESS_CARD)
+    (queued,) = sandbox.store.notifications()
+
+    response = requests.post(
+        server.url + "/webhooks/yookassa/", json=queued.body, headers={"X-Forwarded-For": forwarded_for}, timeout=30
+    )
+
+    payment = Payment.objects.get()
+    notification = YooKassaNotification.objects.get()
+    assert response.status_code == status
+    assert notification.remote_addr == source
+    assert notification.trusted_source is (status == 200)
+    assert payment.status == (PaymentStatus.SUCCEEDED if status == 200 else PaymentStatus.PENDING)
 
 
 @pytest.mark.parametrize("idempotency_key", ["checkout-after-timeout", None], ids=["same key", "no key"])

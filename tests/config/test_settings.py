@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from billing.gateway import get_gateway
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -253,6 +255,48 @@ def test_sandbox_off_without_credentials_refuses_to_start():
     returncode, _, stderr = run_settings("config.settings.production", ["YOOKASSA_SANDBOX"], env)
 
     assert_refuses(returncode, stderr, "YOOKASSA_SANDBOX is off but no YooKassa credentials are configured")
+
+
+# --- production: where notifications come from -----------------------------------------------
+
+
+def test_production_trusts_no_proxy_unless_told_and_reads_the_ones_it_is_told():
+    untold = load_settings("config.settings.production", ["YOOKASSA_TRUSTED_PROXIES"], PRODUCTION)
+    told = load_settings(
+        "config.settings.production",
+        ["YOOKASSA_TRUSTED_PROXIES"],
+        {**PRODUCTION, "YOOKASSA_TRUSTED_PROXIES": "10.0.0.0/24,2001:db8::1"},
+    )
+
+    assert untold["YOOKASSA_TRUSTED_PROXIES"] == []
+    assert told["YOOKASSA_TRUSTED_PROXIES"] == ["10.0.0.0/24", "2001:db8::1"]
+
+
+@pytest.mark.parametrize("vat_code", ["0", "13", "-1"])
+def test_a_vat_code_yookassa_does_not_have_refuses_to_start(vat_code):
+    env = {**PRODUCTION, "YOOKASSA_RECEIPTS": "true", "YOOKASSA_VAT_CODE": vat_code}
+
+    returncode, _, stderr = run_settings("config.settings.production", ["YOOKASSA_VAT_CODE"], env)
+
+    assert_refuses(returncode, stderr, "YOOKASSA_VAT_CODE is one of YooKassa's VAT codes, 1 to 12")
+
+
+@pytest.mark.parametrize("vat_code", ["1", "12"])
+def test_vat_codes_from_1_to_12_start(vat_code):
+    env = {**PRODUCTION, "YOOKASSA_RECEIPTS": "true", "YOOKASSA_VAT_CODE": vat_code}
+
+    loaded = load_settings("config.settings.production", ["YOOKASSA_VAT_CODE"], env)
+
+    assert loaded["YOOKASSA_VAT_CODE"] == int(vat_code)
+
+
+@pytest.mark.parametrize("name", ["YOOKASSA_TRUSTED_NETWORKS", "YOOKASSA_TRUSTED_PROXIES"])
+def test_a_trusted_network_that_is_not_a_network_refuses_to_start(name):
+    env = {**PRODUCTION, name: "185.71.76.0/27,185.71.76.0/33"}
+
+    returncode, _, stderr = run_settings("config.settings.production", [name], env)
+
+    assert_refuses(returncode, stderr, f"{name}: '185.71.76.0/33' is not an IP network")
 
 
 # --- test settings ----------------------------------------------------------------------------

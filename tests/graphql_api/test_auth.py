@@ -144,6 +144,46 @@ def test_me_has_no_email_when_the_token_has_no_email_claim(graphql, viewer):
     assert result == {"data": {"me": {"id": str(viewer.id), "email": None}}}
 
 
+@pytest.mark.parametrize(
+    "email",
+    [
+        "v" * 243 + "@example.com",  # 255 characters: more than an email column holds
+        "viewer\x00@example.com",
+        "viewer@example.com\n",
+        "not an email",
+        "@example.com",
+        "viewer@",
+        42,
+        ["viewer@example.com"],
+    ],
+    ids=["overlong", "nul", "newline", "no-at", "no-local-part", "no-domain", "number", "list"],
+)
+def test_me_has_no_email_when_the_email_claim_is_not_a_usable_address(graphql, viewer, email):
+    token = make_token(viewer.id, email)
+
+    result = graphql.execute(ME_QUERY, token=token)
+
+    assert result == {"data": {"me": {"id": str(viewer.id), "email": None}}}
+
+
+def test_an_email_of_254_characters_is_kept(graphql, viewer):
+    email = "v" * 242 + "@example.com"
+
+    result = graphql.execute(ME_QUERY, token=make_token(viewer.id, email))
+
+    assert result == {"data": {"me": {"id": str(viewer.id), "email": email}}}
+
+
+def test_subscribe_with_an_overlong_email_claim_starts_a_checkout_without_the_email(graphql, viewer, plans, sandbox):
+    token = make_token(viewer.id, "v" * 243 + "@example.com")
+
+    result = graphql.execute(SUBSCRIBE_MUTATION, {"input": _subscribe_input(graphql, "basic-monthly")}, token=token)
+
+    assert "errors" not in result
+    assert result["data"]["subscribe"]["errors"] == []
+    assert Subscription.objects.get().viewer_email == ""
+
+
 def test_me_without_an_authorization_header_asks_to_sign_in():
     result = _post(ME_QUERY)
 

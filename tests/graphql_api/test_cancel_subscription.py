@@ -145,6 +145,29 @@ def test_a_wrong_id_is_not_found_and_changes_nothing(graphql, token, active, sub
     assert Refund.objects.count() == 0
 
 
+@pytest.mark.parametrize("mode", ["NOW_WITH_REFUND", "AT_PERIOD_END"])
+def test_a_key_with_a_nul_is_invalid_input_and_changes_nothing(graphql, token, active, mode):
+    payload = cancel(graphql, token, to_base64("PlanSubscription", active.pk), mode=mode, key="cancel\x00-1")
+
+    assert [(error["code"], error["field"]) for error in payload["errors"]] == [("INVALID_INPUT", "idempotencyKey")]
+    active.refresh_from_db()
+    assert active.status == SubscriptionStatus.ACTIVE
+    assert active.cancel_at_period_end is False
+    assert Refund.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "node_id", [lambda active: f"{active.pk}\x00", lambda active: "\x00", lambda active: f"{active.pk}\u200b"]
+)
+def test_an_id_with_control_characters_is_not_found(graphql, token, active, node_id):
+    subscription_id = to_base64("PlanSubscription", node_id(active))
+
+    payload = cancel(graphql, token, subscription_id)
+
+    assert [(error["code"], error["field"]) for error in payload["errors"]] == [("NOT_FOUND", "subscriptionId")]
+    assert Refund.objects.count() == 0
+
+
 def test_another_viewers_subscription_is_not_found(graphql, active):
     payload = cancel(graphql, make_token(uuid.uuid4()), to_base64("PlanSubscription", active.pk))
 

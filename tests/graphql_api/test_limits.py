@@ -48,3 +48,32 @@ def test_field_suggestions_are_off_outside_debug(graphql):
     answer = graphql.execute("{ plan { code } }")
 
     assert "Did you mean" not in answer["errors"][0]["message"]
+
+
+PAYMENTS_PAGE = "{ me { payments(%s) { edges { node { id } } } } }"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ("first: 101", "'first' must be between 0 and 100."),
+        ("last: 101", "'last' must be between 0 and 100."),
+        ("first: -1", "'first' must be between 0 and 100."),
+        ('after: "not-a-cursor"', "'after' and 'before' take a cursor from this connection's edges."),
+        ('before: "b3JkZXJlZGN1cnNvcjpbXQ=="', "'after' and 'before' take a cursor from this connection's edges."),
+    ],
+)
+def test_paging_outside_the_limits_is_the_clients_error_not_a_masked_one(graphql, token, arguments, message):
+    answer = graphql.execute(PAYMENTS_PAGE % arguments, token=token)
+
+    assert answer["data"] is None
+    assert [(error["message"], error["extensions"]) for error in answer["errors"]] == [
+        (message, {"code": "BAD_USER_INPUT"})
+    ]
+
+
+@pytest.mark.parametrize("arguments", ["first: 100", "last: 100", "first: 0"])
+def test_paging_within_the_limits_is_served(graphql, token, arguments):
+    answer = graphql.execute(PAYMENTS_PAGE % arguments, token=token)
+
+    assert answer == {"data": {"me": {"payments": {"edges": []}}}}

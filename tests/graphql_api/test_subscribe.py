@@ -56,6 +56,14 @@ def test_a_repeat_with_the_key_returns_the_same_payment(graphql, token, plan, sa
         ({"planId": to_base64("Payment", 1)}, "INVALID_INPUT", "planId"),
         ({"returnUrl": "https://evil.example/"}, "INVALID_RETURN_URL", "returnUrl"),
         ({"idempotencyKey": "k" * 129}, "INVALID_INPUT", "idempotencyKey"),
+        # PostgreSQL cannot store NUL: refused before the database is asked, not "Unexpected error".
+        ({"idempotencyKey": "k-1\x00"}, "INVALID_INPUT", "idempotencyKey"),
+        ({"returnUrl": "https://cinema.example/return\x00"}, "INVALID_RETURN_URL", "returnUrl"),
+        ({"returnUrl": "https://evil.example\\.cinema.example/"}, "INVALID_RETURN_URL", "returnUrl"),
+        # "²".isdigit() is true, and int("²") fails.
+        ({"planId": to_base64("Plan", "\u00b2")}, "INVALID_INPUT", "planId"),
+        ({"planId": to_base64("Plan", "1\x00")}, "INVALID_INPUT", "planId"),
+        ({"planId": to_base64("Plan", "9" * 40)}, "PLAN_NOT_FOUND", "planId"),
     ],
 )
 def test_bad_input_gets_a_typed_error_and_changes_nothing(graphql, token, plan, sandbox, fields, code, field):

@@ -129,3 +129,18 @@ def test_operator_actions_over_http(sandbox):
 
     assert expired["cancellation_details"]["reason"] == "expired_on_confirmation"
     assert settings["refund_outcome"] == "pending"
+
+
+def test_a_listener_hears_each_api_request_before_its_fault_and_reset_forgets_it(sandbox):
+    heard = []
+    sandbox.app.listeners.append(lambda kind, request: heard.append((kind, request.headers.get("Idempotence-Key"))))
+    sandbox.faults.add(ApiFault(ApiEffect.ERROR_429, kind="payments.create"))
+
+    with pytest.raises(TooManyRequestsError):
+        Payment.create(PARAMS, "key-heard")
+    created = Payment.create(PARAMS, "key-heard")
+    Payment.find_one(created.id)
+    sandbox.reset()
+
+    assert heard == [("payments.create", "key-heard"), ("payments.create", "key-heard"), ("payments.get", None)]
+    assert sandbox.app.listeners == []

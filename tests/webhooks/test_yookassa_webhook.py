@@ -38,11 +38,14 @@ RETURN_URL = "https://cinema.example/return"
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def _post(body: dict | bytes, *, remote_addr: str = LOOPBACK):
+def _post(body: dict | bytes, *, remote_addr: str = LOOPBACK, forwarded_for: str | None = None):
     """What YooKassa does; CSRF checks on, as for any client that has no cookie."""
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     client = Client(enforce_csrf_checks=True)
-    return client.post(WEBHOOK_URL, data=data, content_type="application/json", REMOTE_ADDR=remote_addr)
+    headers = {"X-Forwarded-For": forwarded_for} if forwarded_for is not None else {}
+    return client.post(
+        WEBHOOK_URL, data=data, content_type="application/json", REMOTE_ADDR=remote_addr, headers=headers
+    )
 
 
 def _notification(event: str, obj: dict) -> dict:
@@ -477,6 +480,100 @@ def test_with_only_yookassas_published_ranges_its_addresses_are_accepted(sandbox
     assert notification.trusted_source is True
 
 
+# --- behind the service's own proxies ----------------------------------------------------------------
+
+PROXY = "10.0.0.2"
+YOOKASSA_ADDRESS = "185.71.76.1"
+
+
+@pytest.fixture
+def behind_a_proxy(settings):
+    """Production's view: only YooKassa's ranges are trusted, and the service sits behind proxies."""
+    settings.YOOKASSA_TRUSTED_NETWORKS = settings.YOOKASSA_PUBLISHED_NETWORKS
+    settings.YOOKASSA_TRUSTED_PROXIES = ["10.0.0.0/24"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("forwarded_for", "source"),
+    [
+        (YOOKASSA_ADDRESS, YOOKASSA_ADDRESS),
+        (f"{YOOKASSA_ADDRESS}, 10.0.0.7", YOOKASSA_ADDRESS),
+        (f"203.0.113.9, {YOOKASSA_ADDRESS}", YOOKASSA_ADDRESS),
+        (f"::ffff:{YOOKASSA_ADDRESS}", f"::ffff:{YOOKASSA_ADDRESS}"),
+    ],
+    ids=["one-proxy", "two-proxies", "whatever-the-sender-wrote-on-the-left", "ipv4-mapped"],
+)
+def test_behind_a_trusted_proxy_the_hop_that_reached_it_is_checked(
+    sandbox, viewer, plan, behind_a_proxy, forwarded_for, source
+):
+    payment = _paid(viewer, plan)
+
+    response = _deliver(sandbox, payment, remote_addr=PROXY, forwarded_for=forwarded_for)
+
+    assert response.status_code == 200
+    payment.refresh_from_db()
+    assert payment.status == PaymentStatus.SUCCEEDED
+    notification = _last_notification()
+    assert notification.outcome == NotificationOutcome.PROCESSED
+    assert notification.trusted_source is True
+    assert notification.remote_addr == source
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("remote_addr", "forwarded_for", "stored_addr"),
+    [
+        # The sender wrote YooKassa's address; the proxy appended the real one.
+        (PROXY, f"{YOOKASSA_ADDRESS}, 8.8.8.8", "8.8.8.8"),
+        (PROXY, f"{YOOKASSA_ADDRESS}, 8.8.8.8, 10.0.0.7", "8.8.8.8"),
+        # Not from a proxy of ours: the header is the sender's own words.
+        ("8.8.8.8", YOOKASSA_ADDRESS, "8.8.8.8"),
+        ("10.0.1.2", YOOKASSA_ADDRESS, "10.0.1.2"),
+        # A proxy of ours that says nothing, or nothing readable, about who reached it.
+        (PROXY, None, PROXY),
+        (PROXY, "", PROXY),
+        (PROXY, f"{YOOKASSA_ADDRESS}, unknown", None),
+        (PROXY, f"{YOOKASSA_ADDRESS}:443", None),
+    ],
+    ids=[
+        "forged-left-hop",
+        "forged-left-hop-two-proxies",
+        "forged-header-from-an-untrusted-peer",
+        "forged-header-from-a-private-peer-not-a-proxy",
+        "proxy-without-header",
+        "proxy-with-empty-header",
+        "unreadable-hop",
+        "hop-with-a-port",
+    ],
+)
+def test_a_forwarded_address_the_sender_could_have_written_is_not_believed(
+    sandbox, viewer, plan, behind_a_proxy, remote_addr, forwarded_for, stored_addr
+):
+    payment = _paid(viewer, plan)
+
+    response = _deliver(sandbox, payment, remote_addr=remote_addr, forwarded_for=forwarded_for)
+
+    assert response.status_code == 403
+    _assert_nothing_activated(payment)
+    notification = _last_notification()
+    assert notification.outcome == NotificationOutcome.REJECTED
+    assert notification.trusted_source is False
+    assert notification.remote_addr == stored_addr
+
+
+@pytest.mark.django_db
+def test_without_trusted_proxies_x_forwarded_for_is_ignored(sandbox, viewer, plan, settings):
+    settings.YOOKASSA_TRUSTED_NETWORKS = settings.YOOKASSA_PUBLISHED_NETWORKS
+    payment = _paid(viewer, plan)
+
+    response = _deliver(sandbox, payment, remote_addr="8.8.8.8", forwarded_for=YOOKASSA_ADDRESS)
+
+    assert response.status_code == 403
+    _assert_nothing_activated(payment)
+    assert _last_notification().remote_addr == "8.8.8.8"
+
+
 # --- malformed bodies ------------------------------------------------------------------------------
 
 
@@ -538,6 +635,28 @@ def test_a_malformed_body_from_an_untrusted_address_is_rejected_for_its_address(
     notification = YooKassaNotification.objects.get()
     assert notification.outcome == NotificationOutcome.REJECTED
     assert notification.trusted_source is False
+
+
+@pytest.mark.django_db
+def test_of_a_large_body_from_an_untrusted_address_only_the_first_64_kib_are_kept(sandbox):
+    body = b'{"type": "notification", "padding": "' + b"x" * 1_000_000 + b'"}'
+
+    response = _post(body, remote_addr="8.8.8.8")
+
+    assert response.status_code == 403
+    notification = YooKassaNotification.objects.get()
+    assert notification.outcome == NotificationOutcome.REJECTED
+    assert notification.raw_body == body[: 64 * 1024].decode()
+
+
+@pytest.mark.django_db
+def test_a_large_body_from_a_trusted_address_is_kept_whole(sandbox):
+    body = b'{"type": "notification", "padding": "' + b"x" * 1_000_000 + b'"}'
+
+    response = _post(body)
+
+    assert response.status_code == 400
+    assert YooKassaNotification.objects.get().raw_body == body.decode()
 
 
 _json_values = st.recursive(
