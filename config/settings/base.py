@@ -154,6 +154,12 @@ if MAILGUN_API_KEY:
     }
 else:
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+# Where viewers are told to write when something needs a person.
+MAIL_SUPPORT_EMAIL = env.str("MAIL_SUPPORT_EMAIL", default="support@cinema.example")
+# A failed send is tried again this many minutes after each failure; after the last, it is FAILED.
+MAIL_RETRY_MINUTES = [int(minutes) for minutes in env.list("MAIL_RETRY_MINUTES", default=["1", "10", "60", "360"])]
+# Billing events recorded this long ago or less get their emails (a row committed late is still seen).
+MAIL_EVENT_LOOKBACK_HOURS = env.int("MAIL_EVENT_LOOKBACK_HOURS", default=24)
 
 # --- YooKassa -------------------------------------------------------------------------------
 
