@@ -138,6 +138,12 @@ Q_CLUSTER = {
     "catch_up": False,
     "poll": 0.5,
 }
+# The recurring jobs, by owner: `manage.py setup_schedules` makes the django-q2 schedules whose
+# names start with each prefix exactly the ones listed (name -> (task, every how many minutes)).
+SCHEDULE_PROVIDERS = {
+    "billing: ": "billing.schedules.BILLING_SCHEDULES",
+    "mail: ": "mail.schedules.MAIL_SCHEDULES",
+}
 
 # --- Email (Anymail) ------------------------------------------------------------------------
 
