@@ -6,5 +6,5 @@ class MailConfig(AppConfig):
     verbose_name = "Notification emails"
 
     def ready(self) -> None:
-        # Listens to billing's outbox; billing knows nothing of it.
+        # Listens to billing's outbox and to Anymail's delivery tracking; billing knows nothing of it.
         from mail import receivers  # noqa: F401

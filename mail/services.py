@@ -226,3 +226,37 @@ def email_send_again(*, email_ids: list[int]) -> int:
         if count:
             transaction.on_commit(lambda: async_task("mail.tasks.send_emails"), robust=True)
     return count
+
+
+# --- delivery tracking -----------------------------------------------------------------------------
+
+
+def email_record_delivery(
+    *, message_id: str | None, email_id: str | None, status: str, at: datetime | None, detail: str
+) -> Email | None:
+    """Record what the provider says became of a sent email; older news than what is recorded
+    (webhooks arrive out of order) changes nothing. None when the email is not one of ours."""
+    with transaction.atomic():
+        email = _email_of_delivery(message_id, email_id)
+        if email is None:
+            return None
+        if at is not None and email.delivery_updated_at is not None and at < email.delivery_updated_at:
+            return email
+        email.delivery_status = status
+        email.delivery_detail = detail[:2000]
+        email.delivery_updated_at = at or timezone.now()
+        fields = ["delivery_status", "delivery_detail", "delivery_updated_at", "updated_at"]
+        if message_id and not email.provider_message_id:
+            # Sent, but the worker died before it recorded the provider's id.
+            email.provider_message_id = message_id
+            fields.append("provider_message_id")
+        email.save(update_fields=fields)
+    return email
+
+
+def _email_of_delivery(message_id: str | None, email_id: str | None) -> Email | None:
+    locked = Email.objects.select_for_update()
+    email = locked.filter(provider_message_id=message_id).first() if message_id else None
+    if email is None and email_id and email_id.isdigit():
+        email = locked.filter(pk=int(email_id), provider_message_id__in=["", message_id or ""]).first()
+    return email

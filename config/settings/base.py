@@ -150,13 +150,15 @@ SCHEDULE_PROVIDERS = {
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Cinema <billing@cinema.example>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 MAILGUN_API_KEY = env.str("MAILGUN_API_KEY", default="")
+# Mailgun's delivery-tracking webhook is served only when it can be verified with this key.
+MAILGUN_WEBHOOK_SIGNING_KEY = env.str("MAILGUN_WEBHOOK_SIGNING_KEY", default="")
+ANYMAIL = {"MAILGUN_WEBHOOK_SIGNING_KEY": MAILGUN_WEBHOOK_SIGNING_KEY} if MAILGUN_WEBHOOK_SIGNING_KEY else {}
 if MAILGUN_API_KEY:
     EMAIL_BACKEND = "anymail.backends.mailgun.EmailBackend"
-    ANYMAIL = {
+    ANYMAIL |= {
         "MAILGUN_API_KEY": MAILGUN_API_KEY,
         "MAILGUN_SENDER_DOMAIN": env.str("MAILGUN_SENDER_DOMAIN", default=""),
         "MAILGUN_API_URL": env.str("MAILGUN_API_URL", default="https://api.mailgun.net/v3"),
-        "MAILGUN_WEBHOOK_SIGNING_KEY": env.str("MAILGUN_WEBHOOK_SIGNING_KEY", default=""),
     }
 else:
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
