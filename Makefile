@@ -23,7 +23,7 @@ $(INSTALLED): pyproject.toml
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py load_demo_catalog
-	$(BIN)/python manage.py setup_billing_schedules
+	$(BIN)/python manage.py setup_schedules
 
 lint: install
 	$(BIN)/ruff check .

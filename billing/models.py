@@ -394,7 +394,12 @@ class BillingEvent(models.Model):
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["viewer_id", "id"], name="event_viewer")]
+        indexes = [
+            models.Index(fields=["viewer_id", "id"], name="event_viewer"),
+            # Consumers read a recent window of the outbox (by when rows were written, since ids
+            # can commit out of order) without scanning all of it.
+            models.Index(fields=["created_at"], name="event_recent"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.type} #{self.id}"

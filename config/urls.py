@@ -23,6 +23,8 @@ urlpatterns = [
         ),
     ),
     path("webhooks/", include("webhooks.urls")),
+    # The path Anymail documents for Mailgun's tracking webhook.
+    path("anymail/", include("mail.urls")),
     path("healthz", healthz),
 ]
 

@@ -148,22 +148,36 @@ Q_CLUSTER = {
     "catch_up": False,
     "poll": 0.5,
 }
+# The recurring jobs, by owner: `manage.py setup_schedules` makes the django-q2 schedules whose
+# names start with each prefix exactly the ones listed (name -> (task, every how many minutes)).
+SCHEDULE_PROVIDERS = {
+    "billing: ": "billing.schedules.BILLING_SCHEDULES",
+    "mail: ": "mail.schedules.MAIL_SCHEDULES",
+}
 
 # --- Email (Anymail) ------------------------------------------------------------------------
 
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Cinema <billing@cinema.example>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 MAILGUN_API_KEY = env.str("MAILGUN_API_KEY", default="")
+# Mailgun's delivery-tracking webhook is served only when it can be verified with this key.
+MAILGUN_WEBHOOK_SIGNING_KEY = env.str("MAILGUN_WEBHOOK_SIGNING_KEY", default="")
+ANYMAIL = {"MAILGUN_WEBHOOK_SIGNING_KEY": MAILGUN_WEBHOOK_SIGNING_KEY} if MAILGUN_WEBHOOK_SIGNING_KEY else {}
 if MAILGUN_API_KEY:
     EMAIL_BACKEND = "anymail.backends.mailgun.EmailBackend"
-    ANYMAIL = {
+    ANYMAIL |= {
         "MAILGUN_API_KEY": MAILGUN_API_KEY,
         "MAILGUN_SENDER_DOMAIN": env.str("MAILGUN_SENDER_DOMAIN", default=""),
         "MAILGUN_API_URL": env.str("MAILGUN_API_URL", default="https://api.mailgun.net/v3"),
-        "MAILGUN_WEBHOOK_SIGNING_KEY": env.str("MAILGUN_WEBHOOK_SIGNING_KEY", default=""),
     }
 else:
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+# Where viewers are told to write when something needs a person.
+MAIL_SUPPORT_EMAIL = env.str("MAIL_SUPPORT_EMAIL", default="support@cinema.example")
+# A failed send is tried again this many minutes after each failure; after the last, it is FAILED.
+MAIL_RETRY_MINUTES = [int(minutes) for minutes in env.list("MAIL_RETRY_MINUTES", default=["1", "10", "60", "360"])]
+# Billing events recorded this long ago or less get their emails (a row committed late is still seen).
+MAIL_EVENT_LOOKBACK_HOURS = env.int("MAIL_EVENT_LOOKBACK_HOURS", default=24)
 
 # --- YooKassa -------------------------------------------------------------------------------
 

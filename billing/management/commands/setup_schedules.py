@@ -4,7 +4,10 @@ from billing.schedules import schedules_install
 
 
 class Command(BaseCommand):
-    help = "Create or update the django-q2 schedules of billing's recurring jobs (idempotent)."
+    help = (
+        "Create or update the django-q2 schedules of the recurring jobs of every app in "
+        "settings.SCHEDULE_PROVIDERS (billing's, mail's), and remove retired ones (idempotent)."
+    )
 
     def handle(self, *args, **options) -> None:
         for schedule in schedules_install():

@@ -1,0 +1,14 @@
+"""django-q2 tasks: thin. Each is safe to run twice at once (the unique email per event, SKIP
+LOCKED claims) and to kill at any point (a claimed email is tried again after its lease)."""
+
+from mail import services
+
+
+def deliver_emails() -> dict:
+    """Compose the emails of new billing events, then send what is due."""
+    composed = services.email_create_for_events()
+    return {"composed": composed, **services.email_send_ready().as_dict()}
+
+
+def send_emails() -> dict:
+    return services.email_send_ready().as_dict()
