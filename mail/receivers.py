@@ -1,12 +1,10 @@
-"""Mail's listeners: billing's outbox rows (deliver soon after they commit) and Anymail's
-delivery tracking (what became of a sent email)."""
+"""Mail's listeners: billing's events (deliver soon after they commit; named in
+BILLING_EVENT_LISTENERS) and Anymail's delivery tracking (what became of a sent email)."""
 
 import logging
 
 from anymail.signals import EventType, tracking
 from django.core.cache import cache
-from django.db import transaction
-from django.db.models.signals import post_save
 from django.dispatch import receiver
 from django_q.tasks import async_task
 
@@ -30,15 +28,9 @@ TRACKED_EVENTS = {
 }
 
 
-@receiver(post_save, sender=BillingEvent, dispatch_uid="mail.deliver_after_commit")
-def deliver_after_commit(sender, instance: BillingEvent, created: bool, **kwargs) -> None:
-    if created and instance.type in MAIL_EVENT_TYPES:
-        # robust: the billing change is committed already; a failure here must not reach its caller.
-        transaction.on_commit(_enqueue_delivery, robust=True)
-
-
-def _enqueue_delivery() -> None:
-    if cache.add(DELIVERY_DEBOUNCE_KEY, True, timeout=DELIVERY_DEBOUNCE_SECONDS):
+def on_billing_event(event: BillingEvent) -> None:
+    """Called by billing once the event is committed: deliver its email soon, not at the next schedule."""
+    if event.type in MAIL_EVENT_TYPES and cache.add(DELIVERY_DEBOUNCE_KEY, True, timeout=DELIVERY_DEBOUNCE_SECONDS):
         async_task("mail.tasks.deliver_emails")
 
 

@@ -124,9 +124,12 @@ else:
 
 # --- Billing events and live payment status ------------------------------------------------
 
-# Called after commit with each billing event (dotted paths); the default pushes the websocket hint
-# that wakes live payment subscriptions. Empty: no pushes, subscriptions still re-read (below).
-BILLING_EVENT_LISTENERS = env.list("BILLING_EVENT_LISTENERS", default=["graphql_api.live.on_billing_event"])
+# Called after commit with each billing event (dotted paths): the websocket hint that wakes live
+# payment subscriptions, and mail's prompt delivery. Both are hints: without them, subscriptions
+# still re-read (below) and mail's one-minute schedule still reads the outbox.
+BILLING_EVENT_LISTENERS = env.list(
+    "BILLING_EVENT_LISTENERS", default=["graphql_api.live.on_billing_event", "mail.receivers.on_billing_event"]
+)
 # Channel-layer hints are at most once: a live payment subscription also re-reads the payment this
 # often (seconds), so a lost hint delays an update by at most this much.
 LIVE_PAYMENT_RECHECK_SECONDS = env.float("LIVE_PAYMENT_RECHECK_SECONDS", default=10.0)
