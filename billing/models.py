@@ -5,12 +5,13 @@ apply them under a row lock or a conditional UPDATE, so two processes can never 
 """
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from billing.money import Money
 from plans.models import Plan
@@ -154,6 +155,15 @@ class PaymentStatus(models.TextChoices):
 OPEN_PAYMENT_STATUSES = (PaymentStatus.CREATING, PaymentStatus.PENDING)
 # An open payment or refund is first looked up at YooKassa this long after it was created.
 FIRST_PROVIDER_CHECK = timedelta(minutes=5)
+
+
+def first_provider_check_at() -> datetime:
+    """When the janitor first looks at a new open row. On real time, like the janitor itself: a row
+    scheduled on billing's travelling clock (a `run_billing_jobs --as-of` run) would otherwise be
+    ignored by the real janitor until real time caught up with that moment."""
+    return timezone.now() + FIRST_PROVIDER_CHECK
+
+
 PAYMENT_TRANSITIONS = {
     PaymentStatus.CREATING: {PaymentStatus.PENDING, PaymentStatus.SUCCEEDED, PaymentStatus.CANCELED},
     PaymentStatus.PENDING: {PaymentStatus.SUCCEEDED, PaymentStatus.CANCELED},

@@ -16,12 +16,12 @@ from django.db.models import Exists, OuterRef, QuerySet
 
 from billing import clock
 from billing.models import (
-    FIRST_PROVIDER_CHECK,
     Payment,
     PaymentKind,
     PaymentStatus,
     Subscription,
     SubscriptionStatus,
+    first_provider_check_at,
 )
 from billing.services.events import event_record
 from billing.services.payments import payment_create_at_provider
@@ -140,7 +140,7 @@ def _new_renewal_payment(subscription: Subscription) -> Payment:
         period_start=start,
         receipt_email=subscription.viewer_email if settings.YOOKASSA_RECEIPTS and subscription.viewer_email else "",
         receipt_vat_code=settings.YOOKASSA_VAT_CODE if settings.YOOKASSA_RECEIPTS else None,
-        next_check_at=clock.now() + FIRST_PROVIDER_CHECK,
+        next_check_at=first_provider_check_at(),
     )
     payment.idempotence_key = f"payment-{payment.id}"
     payment.save(force_insert=True)

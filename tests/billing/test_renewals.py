@@ -4,6 +4,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 
 from billing import clock, services
 from billing.models import BillingEvent, Payment, PaymentKind, PaymentStatus, RefundStatus, SubscriptionStatus
@@ -227,7 +228,7 @@ def test_money_for_a_period_nobody_needs_goes_back(
     )
 
     with at(charged_at + timedelta(minutes=6)), django_capture_on_commit_callbacks(execute=True):
-        reconciliation.billing_reconcile()
+        reconciliation.billing_reconcile(now=timezone.now() + timedelta(minutes=6))
 
     renewal.refresh_from_db()
     assert renewal.status == PaymentStatus.SUCCEEDED
