@@ -7,7 +7,15 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 
 from billing import clock
-from billing.models import OPEN_PAYMENT_STATUSES, Payment, PaymentKind, Refund, Subscription, SubscriptionStatus
+from billing.models import (
+    OPEN_PAYMENT_STATUSES,
+    Payment,
+    PaymentKind,
+    PaymentStatus,
+    Refund,
+    Subscription,
+    SubscriptionStatus,
+)
 from billing.services.events import event_record
 
 
@@ -39,6 +47,14 @@ def subscription_expire_due(*, now: datetime | None = None, page_size: int = 200
         subscription=OuterRef("pk"), kind=PaymentKind.RENEWAL, status__in=OPEN_PAYMENT_STATUSES
     )
     live = Subscription.objects.exclude(Exists(charge_in_flight))
+    # A renewal for the next period succeeded without extending the subscription: it was given
+    # back (see subscriptions._renewal_still_wanted), and nothing will charge that period again.
+    next_period_given_back = Payment.objects.filter(
+        subscription=OuterRef("pk"),
+        kind=PaymentKind.RENEWAL,
+        period_start=OuterRef("current_period_end"),
+        status=PaymentStatus.SUCCEEDED,
+    )
     rules = [
         (
             live.filter(status=SubscriptionStatus.ACTIVE, cancel_at_period_end=True, current_period_end__lte=now),
@@ -48,7 +64,12 @@ def subscription_expire_due(*, now: datetime | None = None, page_size: int = 200
         (
             live.filter(
                 status=SubscriptionStatus.ACTIVE, cancel_at_period_end=False, current_period_end__lte=now
-            ).filter(Q(auto_renew=False) | Q(payment_method__isnull=True) | Q(payment_method__is_active=False)),
+            ).filter(
+                Q(auto_renew=False)
+                | Q(payment_method__isnull=True)
+                | Q(payment_method__is_active=False)
+                | Exists(next_period_given_back)
+            ),
             SubscriptionStatus.EXPIRED,
             "not_renewed",
         ),

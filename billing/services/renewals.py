@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import QuerySet
 
 from billing import clock
 from billing.models import (
@@ -23,6 +23,7 @@ from billing.models import (
     SubscriptionStatus,
     first_provider_check_at,
 )
+from billing.selectors import subscription_list_renewable
 from billing.services.events import event_record
 from billing.services.payments import payment_create_at_provider
 
@@ -52,7 +53,7 @@ def subscription_renew_due(
 ) -> ChargeReport:
     """Charge every active subscription whose period ends within the lead time."""
     now = now or clock.now()
-    due = _renewable().filter(
+    due = subscription_list_renewable().filter(
         status=SubscriptionStatus.ACTIVE,
         current_period_end__lte=now + timedelta(hours=settings.RENEWAL_LEAD_TIME_HOURS),
     )
@@ -64,18 +65,8 @@ def subscription_retry_past_due(
 ) -> ChargeReport:
     """Try again the past-due subscriptions whose next dunning attempt has come."""
     now = now or clock.now()
-    due = _renewable().filter(status=SubscriptionStatus.PAST_DUE, next_renewal_attempt_at__lte=now)
+    due = subscription_list_renewable().filter(status=SubscriptionStatus.PAST_DUE, next_renewal_attempt_at__lte=now)
     return _charge(due, page_size=page_size, time_budget=time_budget)
-
-
-def _renewable() -> QuerySet[Subscription]:
-    """Subscriptions with a card to charge and no live charge for their next period yet."""
-    live_charge = Payment.objects.filter(
-        subscription=OuterRef("pk"), kind=PaymentKind.RENEWAL, period_start=OuterRef("current_period_end")
-    ).exclude(status=PaymentStatus.CANCELED)
-    return Subscription.objects.filter(
-        auto_renew=True, cancel_at_period_end=False, payment_method__is_active=True
-    ).exclude(Exists(live_charge))
 
 
 def _charge(due: QuerySet[Subscription], *, page_size: int, time_budget: float) -> ChargeReport:

@@ -20,6 +20,7 @@ from billing.models import (
     SubscriptionStatus,
 )
 from billing.money import Money
+from billing.selectors import cancellation_refunds_in_flight
 from billing.services.events import event_record
 from billing.services.lifecycle import subscription_end
 from billing.services.refunds import new_refund, refund_create_at_provider
@@ -79,10 +80,21 @@ def _activate(subscription: Subscription, payment: Payment) -> None:
 
 
 def _renewal_still_wanted(subscription: Subscription, payment: Payment) -> bool:
+    """Does the subscription (locked) still want the period this renewal pays for?
+
+    Asked when the charge's outcome arrives, which can be long after it was opened: the janitor
+    re-sends a never-answered charge under its own key, because that is how we learn whether the
+    first one happened. Whatever the viewer did meanwhile wins, and a renewal that succeeds when not
+    wanted is given back. `auto_renew` is off once the viewer switched it off, removed the card or
+    the card was revoked (each in the transaction that does it), and whenever the subscription
+    ends at its period's end (a database constraint); a cancellation with a refund keeps it on
+    until the refund succeeds, so that is asked separately.
+    """
     return (
         subscription.status in LIVE_FOR_RENEWAL
-        and not subscription.cancel_at_period_end
+        and subscription.auto_renew
         and payment.period_start == subscription.current_period_end
+        and not cancellation_refunds_in_flight(subscription.pk).exists()
     )
 
 

@@ -7,8 +7,18 @@ import pytest
 from django.utils import timezone
 
 from billing import clock, services
-from billing.models import BillingEvent, Payment, PaymentKind, PaymentStatus, RefundStatus, SubscriptionStatus
+from billing.models import (
+    BillingEvent,
+    Payment,
+    PaymentKind,
+    PaymentStatus,
+    Refund,
+    RefundInitiator,
+    RefundStatus,
+    SubscriptionStatus,
+)
 from billing.services import lifecycle, reconciliation, renewals
+from sandbox.emulator import RefundOutcome
 from sandbox.faults import ApiEffect, ApiFault
 from tests.helpers import pay_on_page, start_checkout
 
@@ -27,6 +37,36 @@ def active(viewer, plan):
 
 def at(moment):
     return clock.travel_to(moment)
+
+
+def janitor_in(minutes: float = 6):
+    """The janitor (it keeps real time) as if `minutes` had passed, with after-commit work done."""
+    return reconciliation.billing_reconcile(now=timezone.now() + timedelta(minutes=minutes))
+
+
+def charge_unanswered(subscription, sandbox, *, made: bool = True) -> Payment:
+    """Run the renewal, but lose YooKassa's answer (a 500): the charge stays open for the janitor.
+    `made`: YooKassa charged the card before failing (else the janitor's re-send makes it)."""
+    sandbox.faults.add(ApiFault(ApiEffect.ERROR_500, kind="payments.create", applied=made))
+    with at(subscription.current_period_end - timedelta(hours=2)):
+        assert renewals.subscription_renew_due().unknown == 1
+    renewal = Payment.objects.get(subscription=subscription, kind=PaymentKind.RENEWAL)
+    assert renewal.status == PaymentStatus.CREATING
+    return renewal
+
+
+def assert_given_back_in_full(renewal: Payment, subscription) -> None:
+    """The renewal was charged, all of it went back, and the subscription kept its old period."""
+    renewal.refresh_from_db()
+    subscription.refresh_from_db()
+    assert renewal.status == PaymentStatus.SUCCEEDED
+    [refund] = renewal.refunds.all()
+    assert refund.initiator == RefundInitiator.SYSTEM
+    assert refund.status == RefundStatus.SUCCEEDED
+    assert refund.amount == renewal.amount
+    assert renewal.refunded_amount == renewal.amount
+    assert subscription.current_period_end == renewal.period_start  # the period it paid for never began
+    assert "subscription.renewed" not in events(subscription)
 
 
 def events(subscription, prefix="subscription."):
@@ -249,3 +289,129 @@ def test_upcoming_renewals_are_announced_once_per_period(active):
         "amount": "299.00",
         "currency": "RUB",
     }
+
+
+# --- what the viewer does while a renewal is under way wins ---------------------------------------
+
+
+def cancel_with_a_refund_left_pending(viewer, subscription, sandbox) -> Refund:
+    sandbox.emulator.refund_outcome = RefundOutcome.PENDING
+    refund = services.subscription_cancel(
+        viewer_id=viewer.id,
+        subscription_id=subscription.pk,
+        mode=services.CancelMode.NOW_WITH_REFUND,
+        idempotency_key=None,
+    ).refund
+    sandbox.emulator.refund_outcome = RefundOutcome.SUCCEEDED
+    assert refund.status == RefundStatus.PENDING
+    return refund
+
+
+def test_a_subscription_being_canceled_with_a_refund_is_not_renewed(
+    viewer, active, sandbox, django_capture_on_commit_callbacks
+):
+    refund = cancel_with_a_refund_left_pending(viewer, active, sandbox)
+
+    with at(active.current_period_end - timedelta(hours=2)):
+        report = renewals.subscription_renew_due()
+    sandbox.emulator.settle_refund(refund.provider_refund_id, "succeeded")
+    with django_capture_on_commit_callbacks(execute=True):
+        janitor_in()
+
+    active.refresh_from_db()
+    assert report.charged == 0
+    assert active.status == SubscriptionStatus.CANCELED
+    assert not Payment.objects.filter(kind=PaymentKind.RENEWAL).exists()
+    assert sandbox.store.count_payments() == 1
+
+
+def test_a_renewal_that_succeeds_while_a_cancellation_refund_is_under_way_is_given_back(
+    viewer, active, sandbox, django_capture_on_commit_callbacks
+):
+    renewal = charge_unanswered(active, sandbox)
+    refund = cancel_with_a_refund_left_pending(viewer, active, sandbox)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        janitor_in()
+
+    assert_given_back_in_full(renewal, active)
+    sandbox.emulator.settle_refund(refund.provider_refund_id, "succeeded")
+    janitor_in(6 + 60)
+    active.refresh_from_db()
+    assert active.status == SubscriptionStatus.CANCELED
+
+
+def test_when_the_cancellation_refund_fails_a_subscription_whose_renewal_was_given_back_ends_with_its_period(
+    viewer, active, sandbox, django_capture_on_commit_callbacks
+):
+    renewal = charge_unanswered(active, sandbox)
+    refund = cancel_with_a_refund_left_pending(viewer, active, sandbox)
+    with django_capture_on_commit_callbacks(execute=True):
+        janitor_in()
+    sandbox.emulator.settle_refund(refund.provider_refund_id, "canceled")
+    janitor_in(6 + 60)
+    active.refresh_from_db()
+    assert active.status == SubscriptionStatus.ACTIVE
+
+    with at(active.current_period_end + timedelta(seconds=1)):
+        charged = renewals.subscription_renew_due()
+        ended = lifecycle.subscription_expire_due()
+
+    active.refresh_from_db()
+    assert_given_back_in_full(renewal, active)
+    assert charged.charged == 0
+    assert ended["not_renewed"] == 1
+    assert active.status == SubscriptionStatus.EXPIRED
+
+
+def test_a_renewal_that_succeeds_after_auto_renewal_was_switched_off_is_given_back(
+    viewer, active, sandbox, django_capture_on_commit_callbacks
+):
+    renewal = charge_unanswered(active, sandbox)
+    services.subscription_set_auto_renew(viewer_id=viewer.id, subscription_id=active.pk, enabled=False)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        janitor_in()
+
+    assert_given_back_in_full(renewal, active)
+    with at(active.current_period_end + timedelta(seconds=1)):
+        assert lifecycle.subscription_expire_due()["not_renewed"] == 1
+    active.refresh_from_db()
+    assert active.status == SubscriptionStatus.EXPIRED
+
+
+def test_a_renewal_re_sent_by_the_janitor_after_the_card_was_removed_is_given_back(
+    viewer, active, sandbox, django_capture_on_commit_callbacks
+):
+    renewal = charge_unanswered(active, sandbox, made=False)
+    services.payment_method_remove(viewer_id=viewer.id, payment_method_id=active.payment_method_id)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        janitor_in()  # the re-send under the same key is how we learn the first never happened
+
+    assert_given_back_in_full(renewal, active)
+    assert sandbox.store.count_payments() == 2
+
+
+def test_a_renewal_that_succeeds_after_a_cancellation_at_period_end_is_given_back_and_it_ends_on_time(
+    viewer, active, sandbox, django_capture_on_commit_callbacks
+):
+    renewal = charge_unanswered(active, sandbox)
+    services.subscription_cancel(
+        viewer_id=viewer.id, subscription_id=active.pk, mode=services.CancelMode.AT_PERIOD_END, idempotency_key=None
+    )
+    period_over = active.current_period_end + timedelta(seconds=1)
+
+    with at(period_over):
+        waiting = lifecycle.subscription_expire_due()  # the charge is still in flight
+    active.refresh_from_db()
+    assert waiting["canceled_at_period_end"] == 0
+    assert active.status == SubscriptionStatus.ACTIVE
+    with django_capture_on_commit_callbacks(execute=True):
+        janitor_in()
+    with at(period_over):
+        ended = lifecycle.subscription_expire_due()
+
+    assert_given_back_in_full(renewal, active)
+    assert ended["canceled_at_period_end"] == 1
+    assert active.status == SubscriptionStatus.CANCELED
