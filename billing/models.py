@@ -153,6 +153,9 @@ class PaymentStatus(models.TextChoices):
 
 
 OPEN_PAYMENT_STATUSES = (PaymentStatus.CREATING, PaymentStatus.PENDING)
+# YooKassa's cancellation reason for a charge of a saved card whose payer withdrew consent to
+# autopayments: the card is never charged again.
+PERMISSION_REVOKED = "permission_revoked"
 # An open payment or refund is first looked up at YooKassa this long after it was created.
 FIRST_PROVIDER_CHECK = timedelta(minutes=5)
 

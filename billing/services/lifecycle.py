@@ -9,6 +9,7 @@ from django.db.models import Exists, F, OuterRef, Q
 from billing import clock
 from billing.models import (
     OPEN_PAYMENT_STATUSES,
+    PERMISSION_REVOKED,
     Payment,
     PaymentKind,
     PaymentStatus,
@@ -39,8 +40,9 @@ def subscription_end(
 
 
 def subscription_expire_due(*, now: datetime | None = None, page_size: int = 200) -> dict[str, int]:
-    """End what has run out: periods canceled at their end, periods nobody renews, and past-due
-    subscriptions whose grace is over. A subscription with a charge still in flight waits for it."""
+    """End what has run out: periods whose card was revoked, periods canceled at their end, periods
+    nobody renews, and past-due subscriptions whose grace is over. A subscription with a charge
+    still in flight waits for it."""
     now = now or clock.now()
     grace = timedelta(days=settings.DUNNING_GRACE_DAYS)
     charge_in_flight = Payment.objects.filter(
@@ -55,7 +57,24 @@ def subscription_expire_due(*, now: datetime | None = None, page_size: int = 200
         period_start=OuterRef("current_period_end"),
         status=PaymentStatus.SUCCEEDED,
     )
+    card_revoked_for_next_period = Payment.objects.filter(
+        subscription=OuterRef("pk"),
+        kind=PaymentKind.RENEWAL,
+        period_start=OuterRef("current_period_end"),
+        status=PaymentStatus.CANCELED,
+        cancellation_reason=PERMISSION_REVOKED,
+    )
     rules = [
+        (
+            # The card was revoked when it was charged for the next period: the paid one is over.
+            live.filter(
+                status__in=[SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE],
+                auto_renew=False,
+                current_period_end__lte=now,
+            ).filter(Exists(card_revoked_for_next_period)),
+            SubscriptionStatus.EXPIRED,
+            PERMISSION_REVOKED,
+        ),
         (
             live.filter(status=SubscriptionStatus.ACTIVE, cancel_at_period_end=True, current_period_end__lte=now),
             SubscriptionStatus.CANCELED,

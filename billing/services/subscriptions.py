@@ -13,6 +13,7 @@ from django.db import transaction
 from billing import clock, locks
 from billing.models import (
     OPEN_PAYMENT_STATUSES,
+    PERMISSION_REVOKED,
     Payment,
     PaymentKind,
     RefundInitiator,
@@ -121,6 +122,16 @@ def _dun(subscription: Subscription, payment: Payment) -> None:
     """A renewal failed: past due, then retries on the dunning schedule, then the end."""
     now = clock.now()
     subscription.renewal_failures += 1
+    if payment.cancellation_reason == PERMISSION_REVOKED:
+        event_record(
+            subscription,
+            "subscription.renewal_failed",
+            payment=payment,
+            attempt=subscription.renewal_failures,
+            reason=payment.cancellation_reason,
+        )
+        _stop_renewing_with_revoked_card(subscription, payment, now=now)
+        return
     if subscription.status == SubscriptionStatus.ACTIVE:
         subscription.move_to(SubscriptionStatus.PAST_DUE)
         subscription.past_due_since = now
@@ -132,12 +143,7 @@ def _dun(subscription: Subscription, payment: Payment) -> None:
         reason=payment.cancellation_reason,
     )
     retry_days = settings.DUNNING_RETRY_DAYS
-    if payment.cancellation_reason == "permission_revoked":
-        # The viewer withdrew consent to autopayments: no more tries with this card.
-        payment.payment_method.is_active = False
-        payment.payment_method.save(update_fields=["is_active"])
-        subscription_end(subscription, SubscriptionStatus.EXPIRED, reason="permission_revoked", payment=payment)
-    elif subscription.renewal_failures > len(retry_days):
+    if subscription.renewal_failures > len(retry_days):
         subscription_end(
             subscription,
             SubscriptionStatus.EXPIRED,
@@ -153,6 +159,25 @@ def _dun(subscription: Subscription, payment: Payment) -> None:
         event_record(
             subscription, "subscription.past_due", next_attempt_at=subscription.next_renewal_attempt_at.isoformat()
         )
+
+
+def _stop_renewing_with_revoked_card(subscription: Subscription, payment: Payment, *, now) -> None:
+    """The viewer withdrew consent to autopayments: no more tries with this card, none at all.
+
+    The charge runs ahead of the period's end (RENEWAL_LEAD_TIME_HOURS), and what was paid for stays
+    the viewer's: the subscription keeps its status (an active one is not made past due, there is
+    nothing left to retry) until its period is over. Then it expires, here if that moment has
+    passed already, else by the expiry job (subscription_expire_due, reason permission_revoked).
+    """
+    payment.payment_method.is_active = False
+    payment.payment_method.save(update_fields=["is_active"])
+    subscription.auto_renew = False
+    subscription.next_renewal_attempt_at = None
+    if subscription.current_period_end <= now:
+        subscription_end(subscription, SubscriptionStatus.EXPIRED, reason=PERMISSION_REVOKED, payment=payment)
+        return
+    subscription.save()
+    event_record(subscription, "subscription.auto_renew_changed", enabled=False, reason=PERMISSION_REVOKED)
 
 
 def _give_back(payment: Payment, *, reason: str) -> None:

@@ -185,18 +185,56 @@ def test_a_retry_that_succeeds_makes_it_active_with_no_lost_days(active, plan, s
     assert active.current_period_end == plan.period.end_after(old_end)
 
 
-def test_a_revoked_card_stops_retries_at_once(active, sandbox):
+def test_a_revoked_card_stops_retries_at_once_and_the_paid_period_runs_to_its_end(active, sandbox):
     sandbox.emulator.revoke_payment_method(active.payment_method.provider_method_id)
+    end = active.current_period_end
 
-    with at(active.current_period_end - timedelta(hours=2)):
+    with at(end - timedelta(hours=2)):
         renewals.subscription_renew_due()
 
     active.refresh_from_db()
-    assert active.status == SubscriptionStatus.EXPIRED
+    assert active.status == SubscriptionStatus.ACTIVE
+    assert active.auto_renew is False
+    assert active.next_renewal_attempt_at is None
     assert active.payment_method.is_active is False
-    assert BillingEvent.objects.get(type="subscription.expired").payload["reason"] == "permission_revoked"
-    with at(active.current_period_end + timedelta(days=10)):
+    with at(end - timedelta(minutes=1)):
+        assert lifecycle.subscription_expire_due()["permission_revoked"] == 0
+        assert renewals.subscription_renew_due().charged == 0
         assert renewals.subscription_retry_past_due().charged == 0
+    with at(end + timedelta(seconds=1)):
+        ended = lifecycle.subscription_expire_due()
+    active.refresh_from_db()
+    assert ended["permission_revoked"] == 1
+    assert active.status == SubscriptionStatus.EXPIRED
+    assert BillingEvent.objects.get(type="subscription.expired").payload["reason"] == "permission_revoked"
+    with at(end + timedelta(days=10)):
+        assert renewals.subscription_retry_past_due().charged == 0
+    assert sandbox.store.count_payments() == 2
+    assert events(active)[-3:] == [
+        "subscription.renewal_failed",
+        "subscription.auto_renew_changed",
+        "subscription.expired",
+    ]
+
+
+def test_a_card_revoked_during_dunning_after_the_period_is_over_ends_the_subscription_at_once(active, sandbox):
+    method_id = active.payment_method.provider_method_id
+    sandbox.emulator.set_payment_method_decline(method_id, "insufficient_funds")
+    with at(active.current_period_end - timedelta(hours=2)):
+        renewals.subscription_renew_due()
+    active.refresh_from_db()
+    sandbox.emulator.set_payment_method_decline(method_id, None)
+    sandbox.emulator.revoke_payment_method(method_id)
+
+    with at(active.next_renewal_attempt_at + timedelta(minutes=1)):
+        assert renewals.subscription_retry_past_due().declined == 1
+
+    active.refresh_from_db()
+    assert active.status == SubscriptionStatus.EXPIRED
+    assert active.auto_renew is False
+    assert active.next_renewal_attempt_at is None
+    assert active.payment_method.is_active is False
+    assert BillingEvent.objects.filter(type="subscription.expired").get().payload["reason"] == "permission_revoked"
 
 
 def test_past_due_keeps_access_through_the_grace_period_then_expires(active, settings):
