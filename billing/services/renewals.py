@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
+from django.utils import timezone
 
 from billing import clock
 from billing.models import (
@@ -32,6 +33,10 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class ChargeReport:
+    """What one run did. `charged`: renewal payments it opened; `unknown`: those whose outcome is
+    still to come (the janitor follows them up); `failed_ids`: payments that failed unexpectedly,
+    or subscriptions whose payment could not even be opened."""
+
     charged: int = 0
     succeeded: int = 0
     declined: int = 0
@@ -70,36 +75,58 @@ def subscription_retry_past_due(
 
 
 def _charge(due: QuerySet[Subscription], *, page_size: int, time_budget: float) -> ChargeReport:
+    """Charge what is due, each subscription at most once per run, for at most `time_budget` seconds.
+
+    A renewal moves the period's end forward (a failure, the next attempt), so with billing's clock
+    far ahead (an --as-of run) the same subscription is due again at once: charging it again in
+    the same run would take every missed period, or every retry, in one go. It waits for the next
+    run. A payment opened but not sent when time runs out keeps its key; the janitor sends it.
+    """
     report = ChargeReport()
     deadline = time.monotonic() + time_budget
+    opened_by_this_run = Payment.objects.filter(
+        subscription=OuterRef("pk"), kind=PaymentKind.RENEWAL, created_at__gte=timezone.now()
+    )
+    due = due.exclude(Exists(opened_by_this_run))
+    unopenable: list = []
     while time.monotonic() < deadline:
-        payments = _open_renewals(due, page_size)
+        payments = _open_renewals(due.exclude(pk__in=unopenable), page_size, unopenable, report)
         if payments is None:
             break
         for payment in payments:
             report.charged += 1
-            try:
-                payment, problem = payment_create_at_provider(payment=payment)
-            except Exception:
-                # One bad row must not stall the batch: reconciliation takes the payment over.
-                logger.exception("Renewal payment %s failed unexpectedly", payment.id)
-                report.failed_ids.append(str(payment.id))
+            if time.monotonic() >= deadline:
+                report.unknown += 1
                 continue
-            if problem is not None and payment.status == PaymentStatus.CREATING:
-                report.unknown += 1
-            elif payment.status == PaymentStatus.SUCCEEDED:
-                report.succeeded += 1
-            elif payment.status == PaymentStatus.CANCELED:
-                report.declined += 1
-            else:
-                report.unknown += 1
+            _send(payment, report)
     return report
 
 
-def _open_renewals(due: QuerySet[Subscription], page_size: int) -> list[Payment] | None:
+def _send(payment: Payment, report: ChargeReport) -> None:
+    try:
+        payment, problem = payment_create_at_provider(payment=payment)
+    except Exception:
+        # One bad row must not stall the batch: reconciliation takes the payment over.
+        logger.exception("Renewal payment %s failed unexpectedly", payment.id)
+        report.failed_ids.append(str(payment.id))
+        return
+    if problem is not None and payment.status == PaymentStatus.CREATING:
+        report.unknown += 1
+    elif payment.status == PaymentStatus.SUCCEEDED:
+        report.succeeded += 1
+    elif payment.status == PaymentStatus.CANCELED:
+        report.declined += 1
+    else:
+        report.unknown += 1
+
+
+def _open_renewals(
+    due: QuerySet[Subscription], page_size: int, unopenable: list, report: ChargeReport
+) -> list[Payment] | None:
     """Lock a page of due subscriptions no other worker holds, and commit their renewal payments.
 
-    None when there was nothing left to lock.
+    None when there was nothing left to lock. A subscription whose payment cannot be opened (bad
+    data, a constraint) is rolled back alone, reported, and not tried again in this run.
     """
     with transaction.atomic():
         locked = list(
@@ -113,7 +140,16 @@ def _open_renewals(due: QuerySet[Subscription], page_size: int) -> list[Payment]
         # another worker committed meanwhile (its lock released, the row itself unchanged) passes
         # that check and gets locked. Judged again now that the rows are ours: no second payment.
         page = due.filter(pk__in=locked).select_related("plan", "payment_method").order_by("current_period_end", "pk")
-        return [_new_renewal_payment(subscription) for subscription in page]
+        payments = []
+        for subscription in page:
+            try:
+                with transaction.atomic():
+                    payments.append(_new_renewal_payment(subscription))
+            except Exception:
+                logger.exception("Could not open the renewal of subscription %s", subscription.pk)
+                unopenable.append(subscription.pk)
+                report.failed_ids.append(str(subscription.pk))
+        return payments
 
 
 def _new_renewal_payment(subscription: Subscription) -> Payment:

@@ -1,5 +1,6 @@
 """Renewal with the saved card, dunning, expiry and notices, against the sandbox, on billing's clock."""
 
+import uuid
 from datetime import timedelta
 from decimal import Decimal
 
@@ -18,6 +19,7 @@ from billing.models import (
     SubscriptionStatus,
 )
 from billing.services import lifecycle, reconciliation, renewals
+from graphql_api.auth import Viewer
 from sandbox.emulator import RefundOutcome
 from sandbox.faults import ApiEffect, ApiFault
 from tests.helpers import pay_on_page, start_checkout
@@ -453,3 +455,91 @@ def test_a_renewal_that_succeeds_after_a_cancellation_at_period_end_is_given_bac
     assert_given_back_in_full(renewal, active)
     assert ended["canceled_at_period_end"] == 1
     assert active.status == SubscriptionStatus.CANCELED
+
+
+# --- one run, one charge per subscription ------------------------------------------------------------
+
+
+def test_a_run_far_ahead_of_the_period_end_charges_a_subscription_once(active, sandbox):
+    old_end = active.current_period_end
+
+    with at(old_end + timedelta(days=120)):  # four periods missed
+        report = renewals.subscription_renew_due()
+
+    active.refresh_from_db()
+    assert report.as_dict() == {"charged": 1, "succeeded": 1, "declined": 0, "unknown": 0, "failed": []}
+    assert Payment.objects.filter(kind=PaymentKind.RENEWAL).count() == 1
+    assert active.current_period_start == old_end
+    assert sandbox.store.count_payments() == 2
+
+
+def test_a_dunning_run_far_ahead_makes_one_attempt_per_subscription(active, sandbox):
+    sandbox.emulator.set_payment_method_decline(active.payment_method.provider_method_id, "insufficient_funds")
+    with at(active.current_period_end - timedelta(hours=2)):
+        renewals.subscription_renew_due()
+    active.refresh_from_db()
+
+    with at(active.past_due_since + timedelta(days=10)):  # every retry day has passed
+        report = renewals.subscription_retry_past_due()
+
+    active.refresh_from_db()
+    assert report.declined == 1
+    assert active.status == SubscriptionStatus.PAST_DUE
+    assert active.renewal_failures == 2
+
+
+# --- one bad row, one slow answer ------------------------------------------------------------------
+
+
+def second_active_subscription(plan):
+    viewer = Viewer(id=uuid.uuid4(), email="second@example.com")
+    payment = start_checkout(viewer, plan).payment
+    pay_on_page(payment.confirmation_url, "5555555555554444")
+    subscription = services.payment_refresh(provider_payment_id=payment.provider_payment_id).subscription
+    subscription.refresh_from_db()
+    return subscription
+
+
+def test_a_subscription_whose_renewal_cannot_be_opened_is_reported_and_the_rest_are_charged(active, plan, sandbox):
+    second = second_active_subscription(plan)
+    # Bad data: an open first payment on an active subscription. The renewal's insert breaks the
+    # database's one-open-payment rule; the page it is in must not be lost with it.
+    Payment.objects.create(
+        viewer_id=active.viewer_id,
+        subscription=active,
+        kind=PaymentKind.INITIAL,
+        amount="299.00",
+        currency="RUB",
+        description="stray",
+        idempotence_key=f"stray-{uuid.uuid4()}",
+    )
+    assert active.current_period_end < second.current_period_end  # first in the page
+
+    with at(second.current_period_end - timedelta(hours=2)):
+        report = renewals.subscription_renew_due()
+        again = renewals.subscription_renew_due()
+
+    second.refresh_from_db()
+    assert report.as_dict() == {"charged": 1, "succeeded": 1, "declined": 0, "unknown": 0, "failed": [str(active.pk)]}
+    assert (
+        second.current_period_start == Payment.objects.get(subscription=second, kind=PaymentKind.RENEWAL).period_start
+    )
+    assert not Payment.objects.filter(subscription=active, kind=PaymentKind.RENEWAL).exists()
+    assert again.as_dict() == {"charged": 0, "succeeded": 0, "declined": 0, "unknown": 0, "failed": [str(active.pk)]}
+
+
+def test_a_run_out_of_time_leaves_the_rest_of_its_page_to_the_janitor(active, plan, sandbox):
+    second = second_active_subscription(plan)
+    sandbox.faults.add(ApiFault(ApiEffect.SLOW, kind="payments.create", delay=0.5))
+
+    with at(second.current_period_end - timedelta(hours=2)):
+        report = renewals.subscription_renew_due(time_budget=0.2)
+
+    assert report.as_dict() == {"charged": 2, "succeeded": 1, "declined": 0, "unknown": 1, "failed": []}
+    assert sandbox.store.count_payments() == 3  # two first payments, one renewal
+    left = Payment.objects.get(subscription=second, kind=PaymentKind.RENEWAL)
+    assert left.status == PaymentStatus.CREATING
+    janitor_in()
+    left.refresh_from_db()
+    assert left.status == PaymentStatus.SUCCEEDED
+    assert sandbox.store.count_payments() == 4

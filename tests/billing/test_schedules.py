@@ -1,13 +1,17 @@
 """The recurring jobs are installed as django-q2 schedules, once, and run as thin tasks."""
 
 import io
+from datetime import timedelta
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django_q.models import Schedule
 from django_q.tasks import async_task, result
 
+from billing import services
+from billing.models import Payment, PaymentKind
 from billing.schedules import BILLING_SCHEDULES
+from tests.helpers import pay_on_page, start_checkout
 
 pytestmark = pytest.mark.django_db
 
@@ -50,3 +54,49 @@ def test_run_billing_jobs_runs_as_of_a_moment(capsys, sandbox):
     assert "billing clock: 2030-01-01T10:00" in output
     assert 'renewals: {"charged": 0' in output
     assert "expiry: {" in output
+
+
+@pytest.fixture
+def due_for_renewal(viewer, plan, sandbox):
+    """An auto-renewing subscription, paid with a saved card; returns a moment it is due at."""
+    payment = start_checkout(viewer, plan).payment
+    pay_on_page(payment.confirmation_url, "5555555555554444")
+    subscription = services.payment_refresh(provider_payment_id=payment.provider_payment_id).subscription
+    subscription.refresh_from_db()
+    return subscription.current_period_end + timedelta(days=120)
+
+
+@pytest.mark.parametrize(
+    ("sandbox_on", "real_credentials"),
+    [(False, True), (True, True), (False, False)],
+    ids=["real-yookassa", "sandbox-flag-with-real-credentials", "sandbox-off"],
+)
+def test_run_billing_jobs_refuses_as_of_unless_the_sandbox_is_in_use(
+    capsys, settings, sandbox, due_for_renewal, sandbox_on, real_credentials
+):
+    settings.YOOKASSA_SANDBOX = sandbox_on
+    settings.YOOKASSA_HAS_REAL_CREDENTIALS = real_credentials
+
+    with pytest.raises(CommandError, match="only runs against the YooKassa sandbox"):
+        call_command("run_billing_jobs", "--as-of", due_for_renewal.isoformat(), "--job", "renewals")
+
+    assert "billing clock" not in capsys.readouterr().out
+    assert not Payment.objects.filter(kind=PaymentKind.RENEWAL).exists()
+    assert sandbox.store.count_payments() == 1
+
+
+def test_run_billing_jobs_without_as_of_runs_whatever_yookassa_is_used(capsys, settings, sandbox):
+    settings.YOOKASSA_SANDBOX = False
+    settings.YOOKASSA_HAS_REAL_CREDENTIALS = True
+
+    call_command("run_billing_jobs", "--job", "expiry")
+
+    assert "expiry: {" in capsys.readouterr().out
+
+
+def test_run_billing_jobs_as_of_far_ahead_charges_each_subscription_once(capsys, sandbox, due_for_renewal):
+    call_command("run_billing_jobs", "--as-of", due_for_renewal.isoformat(), "--job", "renewals")
+
+    assert 'renewals: {"charged": 1, "succeeded": 1,' in capsys.readouterr().out
+    assert Payment.objects.filter(kind=PaymentKind.RENEWAL).count() == 1
+    assert sandbox.store.count_payments() == 2
