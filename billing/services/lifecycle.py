@@ -4,7 +4,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
 from billing import clock
 from billing.models import (
@@ -17,6 +17,7 @@ from billing.models import (
     Subscription,
     SubscriptionStatus,
 )
+from billing.selectors import subscription_list_renewable
 from billing.services.events import event_record
 
 
@@ -42,13 +43,25 @@ def subscription_end(
 def subscription_expire_due(*, now: datetime | None = None, page_size: int = 200) -> dict[str, int]:
     """End what has run out: periods whose card was revoked, periods canceled at their end, periods
     nobody renews, and past-due subscriptions whose grace is over. A subscription with a charge
-    still in flight waits for it."""
+    still in flight waits for it; so does a past-due one with a retry still to come."""
     now = now or clock.now()
-    grace = timedelta(days=settings.DUNNING_GRACE_DAYS)
+    return {
+        reason: _end_all(due, status, reason=reason, page_size=page_size) for due, status, reason in _expiry_rules(now)
+    }
+
+
+def _expiry_rules(now: datetime) -> list[tuple[QuerySet[Subscription], SubscriptionStatus, str]]:
     charge_in_flight = Payment.objects.filter(
         subscription=OuterRef("pk"), kind=PaymentKind.RENEWAL, status__in=OPEN_PAYMENT_STATUSES
     )
     live = Subscription.objects.exclude(Exists(charge_in_flight))
+    card_revoked_for_next_period = Payment.objects.filter(
+        subscription=OuterRef("pk"),
+        kind=PaymentKind.RENEWAL,
+        period_start=OuterRef("current_period_end"),
+        status=PaymentStatus.CANCELED,
+        cancellation_reason=PERMISSION_REVOKED,
+    )
     # A renewal for the next period succeeded without extending the subscription: it was given
     # back (see subscriptions._renewal_still_wanted), and nothing will charge that period again.
     next_period_given_back = Payment.objects.filter(
@@ -57,14 +70,10 @@ def subscription_expire_due(*, now: datetime | None = None, page_size: int = 200
         period_start=OuterRef("current_period_end"),
         status=PaymentStatus.SUCCEEDED,
     )
-    card_revoked_for_next_period = Payment.objects.filter(
-        subscription=OuterRef("pk"),
-        kind=PaymentKind.RENEWAL,
-        period_start=OuterRef("current_period_end"),
-        status=PaymentStatus.CANCELED,
-        cancellation_reason=PERMISSION_REVOKED,
-    )
-    rules = [
+    # Retries count from the first failure, grace from the period's end: a late first attempt
+    # would otherwise lose its last retries to the grace period. The last failure ends it instead.
+    retry_to_come = subscription_list_renewable().filter(next_renewal_attempt_at__isnull=False)
+    return [
         (
             # The card was revoked when it was charged for the next period: the paid one is over.
             live.filter(
@@ -93,24 +102,32 @@ def subscription_expire_due(*, now: datetime | None = None, page_size: int = 200
             "not_renewed",
         ),
         (
-            live.filter(status=SubscriptionStatus.PAST_DUE, current_period_end__lte=now - grace),
+            live.filter(
+                status=SubscriptionStatus.PAST_DUE,
+                current_period_end__lte=now - timedelta(days=settings.DUNNING_GRACE_DAYS),
+            ).exclude(pk__in=retry_to_come.values("pk")),
             SubscriptionStatus.EXPIRED,
             "grace_period_over",
         ),
     ]
-    ended = {}
-    for due, status, reason in rules:
-        count = 0
-        while True:
-            with transaction.atomic():
-                page = list(due.select_for_update(skip_locked=True, of=("self",))[:page_size])
-                for subscription in page:
-                    subscription_end(subscription, status, reason=reason)
-            count += len(page)
-            if len(page) < page_size:
-                break
-        ended[reason] = count
-    return ended
+
+
+def _end_all(due: QuerySet[Subscription], status: SubscriptionStatus, *, reason: str, page_size: int) -> int:
+    ended = 0
+    while True:
+        with transaction.atomic():
+            locked = list(
+                due.select_for_update(skip_locked=True, of=("self",)).values_list("pk", flat=True)[:page_size]
+            )
+            # The locking query judged on its snapshot: a renewal charge that a worker holding the
+            # row committed meanwhile (the row itself unchanged) is not in it. Judged again now
+            # that the rows are ours, so a subscription with a charge in flight waits for it.
+            page = list(due.filter(pk__in=locked))
+            for subscription in page:
+                subscription_end(subscription, status, reason=reason)
+        ended += len(page)
+        if len(locked) < page_size:
+            return ended
 
 
 def subscription_record_renewal_notices(*, now: datetime | None = None) -> int:

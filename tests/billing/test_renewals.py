@@ -543,3 +543,45 @@ def test_a_run_out_of_time_leaves_the_rest_of_its_page_to_the_janitor(active, pl
     left.refresh_from_db()
     assert left.status == PaymentStatus.SUCCEEDED
     assert sandbox.store.count_payments() == 4
+
+
+# --- dunning against the grace period --------------------------------------------------------------
+
+
+def test_a_late_first_attempt_still_gets_every_retry_before_the_grace_period_ends_it(active, sandbox, settings):
+    assert (settings.DUNNING_RETRY_DAYS, settings.DUNNING_GRACE_DAYS) == ([1, 3, 5], 7)
+    sandbox.emulator.set_payment_method_decline(active.payment_method.provider_method_id, "insufficient_funds")
+    end = active.current_period_end
+    with at(end + timedelta(days=3)):  # the first attempt three days late: the jobs were down
+        renewals.subscription_renew_due()
+    active.refresh_from_db()
+    for days in (1, 3):
+        with at(active.past_due_since + timedelta(days=days, minutes=1)):
+            assert renewals.subscription_retry_past_due().declined == 1
+
+    with at(end + timedelta(days=settings.DUNNING_GRACE_DAYS, minutes=1)):  # the day-5 retry is still to come
+        kept = lifecycle.subscription_expire_due()
+    active.refresh_from_db()
+    assert kept["grace_period_over"] == 0
+    assert active.status == SubscriptionStatus.PAST_DUE
+    with at(active.past_due_since + timedelta(days=5, minutes=1)):
+        assert renewals.subscription_retry_past_due().declined == 1
+
+    active.refresh_from_db()
+    assert active.status == SubscriptionStatus.EXPIRED
+    assert BillingEvent.objects.get(type="subscription.expired").payload == {"reason": "renewal_failed", "attempts": 4}
+    assert Payment.objects.filter(kind=PaymentKind.RENEWAL, status=PaymentStatus.CANCELED).count() == 4
+
+
+def test_a_past_due_subscription_nothing_will_retry_ends_with_its_grace_period(viewer, active, sandbox, settings):
+    sandbox.emulator.set_payment_method_decline(active.payment_method.provider_method_id, "insufficient_funds")
+    with at(active.current_period_end - timedelta(hours=2)):
+        renewals.subscription_renew_due()
+    services.subscription_set_auto_renew(viewer_id=viewer.id, subscription_id=active.pk, enabled=False)
+
+    with at(active.current_period_end + timedelta(days=settings.DUNNING_GRACE_DAYS, minutes=1)):
+        ended = lifecycle.subscription_expire_due()
+
+    active.refresh_from_db()
+    assert ended["grace_period_over"] == 1
+    assert active.status == SubscriptionStatus.EXPIRED

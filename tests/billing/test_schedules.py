@@ -8,7 +8,7 @@ from django.core.management import CommandError, call_command
 from django_q.models import Schedule
 from django_q.tasks import async_task, result
 
-from billing import services
+from billing import services, tasks
 from billing.models import Payment, PaymentKind
 from billing.schedules import BILLING_SCHEDULES
 from tests.helpers import pay_on_page, start_checkout
@@ -100,3 +100,9 @@ def test_run_billing_jobs_as_of_far_ahead_charges_each_subscription_once(capsys,
     assert 'renewals: {"charged": 1, "succeeded": 1,' in capsys.readouterr().out
     assert Payment.objects.filter(kind=PaymentKind.RENEWAL).count() == 1
     assert sandbox.store.count_payments() == 2
+
+
+def test_batch_tasks_stop_taking_rows_halfway_to_their_time_limit(settings):
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "timeout": 40}
+
+    assert tasks.time_budget() == 20
