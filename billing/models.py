@@ -82,8 +82,10 @@ class Subscription(models.Model):
     renewal_failures = models.PositiveSmallIntegerField(default=0)
     past_due_since = models.DateTimeField(null=True, blank=True)
     next_renewal_attempt_at = models.DateTimeField(null=True, blank=True)
-    # The period end the upcoming-renewal notice was recorded for (one notice per period).
+    # The period end the upcoming-renewal notice was last recorded for, and the amount it announced:
+    # one notice per period, and another whenever the amount to be charged changes.
     renewal_notice_for = models.DateTimeField(null=True, blank=True)
+    renewal_notice_amount = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
     payment_method = models.ForeignKey(
         PaymentMethod, on_delete=models.SET_NULL, null=True, blank=True, related_name="subscriptions"
     )

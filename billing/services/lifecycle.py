@@ -17,6 +17,7 @@ from billing.models import (
     Subscription,
     SubscriptionStatus,
 )
+from billing.money import Money
 from billing.selectors import subscription_list_renewable
 from billing.services.events import event_record
 
@@ -131,31 +132,51 @@ def _end_all(due: QuerySet[Subscription], status: SubscriptionStatus, *, reason:
 
 
 def subscription_record_renewal_notices(*, now: datetime | None = None) -> int:
-    """Tell viewers (through the outbox) that their card is charged soon: once per period."""
+    """Tell viewers (through the outbox) that their card is charged soon, and how much: once per
+    period, and again whenever the amount to be charged changed after they were told."""
     now = now or clock.now()
-    upcoming = Subscription.objects.filter(
-        status=SubscriptionStatus.ACTIVE,
-        auto_renew=True,
-        cancel_at_period_end=False,
-        current_period_end__gt=now,
-        current_period_end__lte=now + timedelta(days=settings.RENEWAL_NOTICE_DAYS),
-    ).exclude(renewal_notice_for=F("current_period_end"))
+    upcoming = (
+        subscription_list_renewable()
+        .filter(
+            status=SubscriptionStatus.ACTIVE,
+            current_period_end__gt=now,
+            current_period_end__lte=now + timedelta(days=settings.RENEWAL_NOTICE_DAYS),
+        )
+        .exclude(renewal_notice_for=F("current_period_end"), renewal_notice_amount=F("plan__price"))
+    )
     recorded = 0
     for subscription in upcoming.select_related("plan").iterator():
+        price = subscription.plan.price
         with transaction.atomic():
             # The conditional UPDATE claims the notice: two workers never both record it.
             claimed = (
                 Subscription.objects.filter(pk=subscription.pk, current_period_end=subscription.current_period_end)
-                .exclude(renewal_notice_for=F("current_period_end"))
-                .update(renewal_notice_for=F("current_period_end"))
+                .exclude(renewal_notice_for=F("current_period_end"), renewal_notice_amount=price)
+                .update(renewal_notice_for=F("current_period_end"), renewal_notice_amount=price)
             )
             if claimed:
-                event_record(
-                    subscription,
-                    "subscription.renewal_upcoming",
-                    charge_on=subscription.current_period_end.isoformat(),
-                    amount=str(subscription.plan.price),
-                    currency=subscription.plan.currency,
-                )
+                _record_renewal_notice(subscription, Money(price, subscription.plan.currency))
                 recorded += 1
     return recorded
+
+
+def subscription_announce_changed_renewal_amount(subscription: Subscription, *, amount: Money) -> None:
+    """Call with the subscription locked, as its renewal is charged: if the viewer was told another
+    amount for this period (the price changed since, and the notice job has not caught up), they
+    are told this one, in the transaction that opens the charge."""
+    announced_for_this_period = subscription.renewal_notice_for == subscription.current_period_end
+    if not announced_for_this_period or subscription.renewal_notice_amount == amount.amount:
+        return
+    subscription.renewal_notice_amount = amount.amount
+    subscription.save(update_fields=["renewal_notice_amount", "updated_at"])
+    _record_renewal_notice(subscription, amount)
+
+
+def _record_renewal_notice(subscription: Subscription, amount: Money) -> None:
+    event_record(
+        subscription,
+        "subscription.renewal_upcoming",
+        charge_on=subscription.current_period_end.isoformat(),
+        amount=str(amount.amount),
+        currency=amount.currency,
+    )

@@ -26,6 +26,7 @@ from billing.models import (
 )
 from billing.selectors import subscription_list_renewable
 from billing.services.events import event_record
+from billing.services.lifecycle import subscription_announce_changed_renewal_amount
 from billing.services.payments import payment_create_at_provider
 
 logger = logging.getLogger(__name__)
@@ -172,6 +173,7 @@ def _new_renewal_payment(subscription: Subscription) -> Payment:
     payment.idempotence_key = f"payment-{payment.id}"
     payment.save(force_insert=True)
     payment.subscription = subscription
+    subscription_announce_changed_renewal_amount(subscription, amount=payment.money)
     event_record(
         subscription,
         "payment.created",
