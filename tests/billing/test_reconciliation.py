@@ -236,3 +236,28 @@ def test_the_janitor_backs_off_on_real_time_whatever_billing_clock_says(viewer, 
 
     payment.refresh_from_db()
     assert before + reconciliation.BACKOFF[0] <= payment.next_check_at <= after + reconciliation.BACKOFF[0]
+
+
+@pytest.mark.parametrize("applied", [True, False], ids=["yookassa-charged-the-card", "yookassa-did-not"])
+def test_a_renewal_yookassa_answered_500_for_is_reconciled_to_one_charge(active, plan, sandbox, applied):
+    sandbox.faults.add(ApiFault(ApiEffect.ERROR_500, kind="payments.create", applied=applied))
+    old_end = active.current_period_end
+    with clock.travel_to(old_end - timedelta(hours=2)):
+        assert renewals.subscription_renew_due().unknown == 1
+    renewal = Payment.objects.get(kind=PaymentKind.RENEWAL)
+    assert renewal.status == PaymentStatus.CREATING
+    assert sandbox.store.count_payments() == (2 if applied else 1)
+
+    report = reconcile_in(6)
+    again = reconcile_in(6 + 24 * 60)
+
+    renewal.refresh_from_db()
+    active.refresh_from_db()
+    assert report.as_dict() == {"looked_at": 1, "settled": 1, "unavailable": 0, "failed": []}
+    assert again.looked_at == 0
+    assert renewal.status == PaymentStatus.SUCCEEDED
+    assert active.current_period_start == old_end
+    assert active.current_period_end == plan.period.end_after(old_end)
+    assert sandbox.store.count_payments() == 2
+    [charge] = [charge for charge in sandbox.store.recent_payments(10) if charge["id"] == renewal.provider_payment_id]
+    assert charge["metadata"]["payment_id"] == str(renewal.pk)
