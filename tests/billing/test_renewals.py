@@ -57,13 +57,14 @@ def charge_unanswered(subscription, sandbox, *, made: bool = True) -> Payment:
     return renewal
 
 
-def assert_given_back_in_full(renewal: Payment, subscription) -> None:
+def assert_given_back_in_full(renewal: Payment, subscription, *, because: str) -> None:
     """The renewal was charged, all of it went back, and the subscription kept its old period."""
     renewal.refresh_from_db()
     subscription.refresh_from_db()
     assert renewal.status == PaymentStatus.SUCCEEDED
     [refund] = renewal.refunds.all()
     assert refund.initiator == RefundInitiator.SYSTEM
+    assert refund.reason == f"Paid after the subscription no longer needed it ({because})."
     assert refund.status == RefundStatus.SUCCEEDED
     assert refund.amount == renewal.amount
     assert renewal.refunded_amount == renewal.amount
@@ -374,7 +375,7 @@ def test_a_renewal_that_succeeds_while_a_cancellation_refund_is_under_way_is_giv
     with django_capture_on_commit_callbacks(execute=True):
         janitor_in()
 
-    assert_given_back_in_full(renewal, active)
+    assert_given_back_in_full(renewal, active, because="canceled with a refund")
     sandbox.emulator.settle_refund(refund.provider_refund_id, "succeeded")
     janitor_in(6 + 60)
     active.refresh_from_db()
@@ -398,7 +399,7 @@ def test_when_the_cancellation_refund_fails_a_subscription_whose_renewal_was_giv
         ended = lifecycle.subscription_expire_due()
 
     active.refresh_from_db()
-    assert_given_back_in_full(renewal, active)
+    assert_given_back_in_full(renewal, active, because="canceled with a refund")
     assert charged.charged == 0
     assert ended["not_renewed"] == 1
     assert active.status == SubscriptionStatus.EXPIRED
@@ -413,7 +414,7 @@ def test_a_renewal_that_succeeds_after_auto_renewal_was_switched_off_is_given_ba
     with django_capture_on_commit_callbacks(execute=True):
         janitor_in()
 
-    assert_given_back_in_full(renewal, active)
+    assert_given_back_in_full(renewal, active, because="auto-renewal off")
     with at(active.current_period_end + timedelta(seconds=1)):
         assert lifecycle.subscription_expire_due()["not_renewed"] == 1
     active.refresh_from_db()
@@ -429,7 +430,7 @@ def test_a_renewal_re_sent_by_the_janitor_after_the_card_was_removed_is_given_ba
     with django_capture_on_commit_callbacks(execute=True):
         janitor_in()  # the re-send under the same key is how we learn the first never happened
 
-    assert_given_back_in_full(renewal, active)
+    assert_given_back_in_full(renewal, active, because="auto-renewal off")
     assert sandbox.store.count_payments() == 2
 
 
@@ -452,7 +453,7 @@ def test_a_renewal_that_succeeds_after_a_cancellation_at_period_end_is_given_bac
     with at(period_over):
         ended = lifecycle.subscription_expire_due()
 
-    assert_given_back_in_full(renewal, active)
+    assert_given_back_in_full(renewal, active, because="auto-renewal off")
     assert ended["canceled_at_period_end"] == 1
     assert active.status == SubscriptionStatus.CANCELED
 
