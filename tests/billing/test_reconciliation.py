@@ -30,15 +30,6 @@ def reconcile_in(minutes: float):
     return reconciliation.billing_reconcile(now=timezone.now() + timedelta(minutes=minutes))
 
 
-@pytest.fixture
-def active(viewer, plan):
-    payment = start_checkout(viewer, plan).payment
-    pay_on_page(payment.confirmation_url, "5555555555554444")
-    subscription = services.payment_refresh(provider_payment_id=payment.provider_payment_id).subscription
-    subscription.refresh_from_db()
-    return subscription
-
-
 def test_young_open_payments_are_left_alone(viewer, plan):
     start_checkout(viewer, plan)
 
