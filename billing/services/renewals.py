@@ -81,10 +81,15 @@ def _charge(due: QuerySet[Subscription], *, page_size: int, time_budget: float) 
     A renewal moves the period's end forward (a failure, the next attempt), so with billing's clock
     far ahead (an --as-of run) the same subscription is due again at once: charging it again in
     the same run would take every missed period, or every retry, in one go. It waits for the next
-    run. A payment opened but not sent when time runs out keeps its key; the janitor sends it.
+    run.
+
+    New pages are taken for `time_budget` seconds, and a page taken is charged to its end, unless
+    YooKassa answers so slowly that this would run past twice the budget: the rest of the page then
+    keeps its keys, and the janitor sends them.
     """
     report = ChargeReport()
     deadline = time.monotonic() + time_budget
+    hard_deadline = deadline + time_budget
     opened_by_this_run = Payment.objects.filter(
         subscription=OuterRef("pk"), kind=PaymentKind.RENEWAL, created_at__gte=timezone.now()
     )
@@ -96,7 +101,7 @@ def _charge(due: QuerySet[Subscription], *, page_size: int, time_budget: float) 
             break
         for payment in payments:
             report.charged += 1
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= hard_deadline:
                 report.unknown += 1
                 continue
             _send(payment, report)

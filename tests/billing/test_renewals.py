@@ -343,9 +343,9 @@ def test_a_subscription_whose_renewal_cannot_be_opened_is_reported_and_the_rest_
     assert again.as_dict() == {"charged": 0, "succeeded": 0, "declined": 0, "unknown": 0, "failed": [str(active.pk)]}
 
 
-def test_a_run_out_of_time_leaves_the_rest_of_its_page_to_the_janitor(active, plan, sandbox):
+def test_a_run_slowed_past_twice_its_time_budget_leaves_the_rest_of_its_page_to_the_janitor(active, plan, sandbox):
     second = second_active_subscription(plan)
-    sandbox.faults.add(ApiFault(ApiEffect.SLOW, kind="payments.create", delay=0.5))
+    sandbox.faults.add(ApiFault(ApiEffect.SLOW, kind="payments.create", delay=0.5))  # past 2 x 0.2 s
 
     with at(second.current_period_end - timedelta(hours=2)):
         report = renewals.subscription_renew_due(time_budget=0.2)
@@ -358,3 +358,13 @@ def test_a_run_out_of_time_leaves_the_rest_of_its_page_to_the_janitor(active, pl
     left.refresh_from_db()
     assert left.status == PaymentStatus.SUCCEEDED
     assert sandbox.store.count_payments() == 4
+
+
+def test_a_run_that_uses_up_its_time_budget_still_charges_the_whole_page_it_took(active, plan, sandbox):
+    second = second_active_subscription(plan)
+    sandbox.faults.add(ApiFault(ApiEffect.SLOW, kind="payments.create", delay=0.3))  # within 2 x 0.2 s
+
+    with at(second.current_period_end - timedelta(hours=2)):
+        report = renewals.subscription_renew_due(time_budget=0.2)
+
+    assert report.as_dict() == {"charged": 2, "succeeded": 2, "declined": 0, "unknown": 0, "failed": []}

@@ -97,7 +97,7 @@ def test_run_billing_jobs_as_of_far_ahead_charges_each_subscription_once(capsys,
     assert sandbox.store.count_payments() == 2
 
 
-def test_batch_tasks_stop_taking_rows_halfway_to_their_time_limit(settings):
-    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "timeout": 40}
+def test_batch_tasks_stop_taking_rows_a_third_of_the_way_to_their_time_limit(settings):
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "timeout": 60}
 
     assert tasks.time_budget() == 20
