@@ -5,12 +5,13 @@ apply them under a row lock or a conditional UPDATE, so two processes can never 
 """
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from billing.money import Money
 from plans.models import Plan
@@ -81,8 +82,10 @@ class Subscription(models.Model):
     renewal_failures = models.PositiveSmallIntegerField(default=0)
     past_due_since = models.DateTimeField(null=True, blank=True)
     next_renewal_attempt_at = models.DateTimeField(null=True, blank=True)
-    # The period end the upcoming-renewal notice was recorded for (one notice per period).
+    # The period end the upcoming-renewal notice was last recorded for, and the amount it announced:
+    # one notice per period, and another whenever the amount to be charged changes.
     renewal_notice_for = models.DateTimeField(null=True, blank=True)
+    renewal_notice_amount = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
     payment_method = models.ForeignKey(
         PaymentMethod, on_delete=models.SET_NULL, null=True, blank=True, related_name="subscriptions"
     )
@@ -152,8 +155,20 @@ class PaymentStatus(models.TextChoices):
 
 
 OPEN_PAYMENT_STATUSES = (PaymentStatus.CREATING, PaymentStatus.PENDING)
+# YooKassa's cancellation reason for a charge of a saved card whose payer withdrew consent to
+# autopayments: the card is never charged again.
+PERMISSION_REVOKED = "permission_revoked"
 # An open payment or refund is first looked up at YooKassa this long after it was created.
 FIRST_PROVIDER_CHECK = timedelta(minutes=5)
+
+
+def first_provider_check_at() -> datetime:
+    """When the janitor first looks at a new open row. On real time, like the janitor itself: a row
+    scheduled on billing's travelling clock (a `run_billing_jobs --as-of` run) would otherwise be
+    ignored by the real janitor until real time caught up with that moment."""
+    return timezone.now() + FIRST_PROVIDER_CHECK
+
+
 PAYMENT_TRANSITIONS = {
     PaymentStatus.CREATING: {PaymentStatus.PENDING, PaymentStatus.SUCCEEDED, PaymentStatus.CANCELED},
     PaymentStatus.PENDING: {PaymentStatus.SUCCEEDED, PaymentStatus.CANCELED},

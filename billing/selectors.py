@@ -4,10 +4,19 @@ import uuid
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 
 from billing import clock
-from billing.models import Payment, PaymentMethod, Refund, Subscription, SubscriptionStatus
+from billing.models import (
+    OPEN_REFUND_STATUSES,
+    Payment,
+    PaymentKind,
+    PaymentMethod,
+    PaymentStatus,
+    Refund,
+    Subscription,
+    SubscriptionStatus,
+)
 from billing.money import Money
 
 # Statuses in which the viewer may watch: past due keeps access through the grace period.
@@ -60,3 +69,24 @@ def subscription_next_payment(subscription: Subscription) -> tuple[datetime, Mon
         charge_at = subscription.current_period_end - timedelta(hours=settings.RENEWAL_LEAD_TIME_HOURS)
         return max(charge_at, clock.now()), amount
     return None
+
+
+def subscription_list_renewable() -> QuerySet[Subscription]:
+    """Subscriptions whose saved card may be charged for the next period: auto-renewing with an
+    active card, not ending, no charge for that period yet, and no cancellation refund under way
+    (the viewer asked to end it; the refund only takes time)."""
+    charge_for_next_period = Payment.objects.filter(
+        subscription=OuterRef("pk"), kind=PaymentKind.RENEWAL, period_start=OuterRef("current_period_end")
+    ).exclude(status=PaymentStatus.CANCELED)
+    return (
+        Subscription.objects.filter(auto_renew=True, cancel_at_period_end=False, payment_method__is_active=True)
+        .exclude(Exists(charge_for_next_period))
+        .exclude(Exists(cancellation_refunds_in_flight(OuterRef("pk"))))
+    )
+
+
+def cancellation_refunds_in_flight(subscription) -> QuerySet[Refund]:
+    """Open refunds that end `subscription` (a pk, or an OuterRef to one) when they succeed."""
+    return Refund.objects.filter(
+        payment__subscription=subscription, ends_subscription=True, status__in=OPEN_REFUND_STATUSES
+    )

@@ -6,15 +6,17 @@ refund is committed with its own Idempotence-Key before YooKassa is called, and 
 finishes whatever a killed worker left open.
 """
 
+from django.conf import settings
+
 from billing.services import lifecycle, reconciliation, renewals
 
 
 def renew_due_subscriptions() -> dict:
-    return renewals.subscription_renew_due().as_dict()
+    return renewals.subscription_renew_due(time_budget=time_budget()).as_dict()
 
 
 def retry_past_due_subscriptions() -> dict:
-    return renewals.subscription_retry_past_due().as_dict()
+    return renewals.subscription_retry_past_due(time_budget=time_budget()).as_dict()
 
 
 def expire_subscriptions() -> dict:
@@ -22,8 +24,15 @@ def expire_subscriptions() -> dict:
 
 
 def reconcile_payments_and_refunds() -> dict:
-    return reconciliation.billing_reconcile().as_dict()
+    return reconciliation.billing_reconcile(time_budget=time_budget()).as_dict()
 
 
 def record_renewal_notices() -> int:
     return lifecycle.subscription_record_renewal_notices()
+
+
+def time_budget() -> float:
+    """Seconds a batch task keeps taking new rows: a third of what django-q2 allows it (Q_TIMEOUT)
+    before killing it. A renewal batch finishes the page it took within twice that, which leaves
+    the last third for the YooKassa call under way."""
+    return settings.Q_CLUSTER["timeout"] / 3

@@ -177,6 +177,8 @@ def _auto_renew_changed(event: BillingEvent) -> Message:
         return Message("auto_renew_on", f"Auto-renewal of your {plan} subscription is on", facts)
     if event.payload.get("reason") == "card_removed":
         return Message("card_removed", f"Your card is removed: {plan} will not renew", facts)
+    if event.payload.get("reason") == "permission_revoked":
+        return Message("autopayments_revoked", f"Automatic payments are off: {plan} will not renew", facts)
     return Message("auto_renew_off", f"Auto-renewal of your {plan} subscription is off", facts)
 
 

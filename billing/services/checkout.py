@@ -8,7 +8,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from billing import clock, locks
+from billing import locks
 from billing.errors import (
     AlreadySubscribed,
     EmailRequired,
@@ -17,7 +17,6 @@ from billing.errors import (
     PlanNotFound,
 )
 from billing.models import (
-    FIRST_PROVIDER_CHECK,
     LIVE_SUBSCRIPTION_STATUSES,
     OPEN_PAYMENT_STATUSES,
     ClientRequest,
@@ -26,6 +25,7 @@ from billing.models import (
     PaymentStatus,
     Subscription,
     SubscriptionStatus,
+    first_provider_check_at,
 )
 from billing.services.client_requests import (
     KeyedRequest,
@@ -212,7 +212,7 @@ def _new_payment(subscription: Subscription, request: _Checkout) -> Payment:
         save_payment_method=request.save_payment_method,
         receipt_email=subscription.viewer_email if settings.YOOKASSA_RECEIPTS else "",
         receipt_vat_code=settings.YOOKASSA_VAT_CODE if settings.YOOKASSA_RECEIPTS else None,
-        next_check_at=clock.now() + FIRST_PROVIDER_CHECK,
+        next_check_at=first_provider_check_at(),
     )
     event_record(
         subscription, "payment.created", payment=payment, amount=str(payment.amount), currency=payment.currency

@@ -4,10 +4,21 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
 from billing import clock
-from billing.models import OPEN_PAYMENT_STATUSES, Payment, PaymentKind, Refund, Subscription, SubscriptionStatus
+from billing.models import (
+    OPEN_PAYMENT_STATUSES,
+    PERMISSION_REVOKED,
+    Payment,
+    PaymentKind,
+    PaymentStatus,
+    Refund,
+    Subscription,
+    SubscriptionStatus,
+)
+from billing.money import Money
+from billing.selectors import subscription_list_renewable
 from billing.services.events import event_record
 
 
@@ -31,15 +42,49 @@ def subscription_end(
 
 
 def subscription_expire_due(*, now: datetime | None = None, page_size: int = 200) -> dict[str, int]:
-    """End what has run out: periods canceled at their end, periods nobody renews, and past-due
-    subscriptions whose grace is over. A subscription with a charge still in flight waits for it."""
+    """End what has run out: periods whose card was revoked, periods canceled at their end, periods
+    nobody renews, and past-due subscriptions whose grace is over. A subscription with a charge
+    still in flight waits for it; so does a past-due one with a retry still to come."""
     now = now or clock.now()
-    grace = timedelta(days=settings.DUNNING_GRACE_DAYS)
+    return {
+        reason: _end_all(due, status, reason=reason, page_size=page_size) for due, status, reason in _expiry_rules(now)
+    }
+
+
+def _expiry_rules(now: datetime) -> list[tuple[QuerySet[Subscription], SubscriptionStatus, str]]:
     charge_in_flight = Payment.objects.filter(
         subscription=OuterRef("pk"), kind=PaymentKind.RENEWAL, status__in=OPEN_PAYMENT_STATUSES
     )
     live = Subscription.objects.exclude(Exists(charge_in_flight))
-    rules = [
+    card_revoked_for_next_period = Payment.objects.filter(
+        subscription=OuterRef("pk"),
+        kind=PaymentKind.RENEWAL,
+        period_start=OuterRef("current_period_end"),
+        status=PaymentStatus.CANCELED,
+        cancellation_reason=PERMISSION_REVOKED,
+    )
+    # A renewal for the next period succeeded without extending the subscription: it was given
+    # back (see subscriptions._renewal_still_wanted), and nothing will charge that period again.
+    next_period_given_back = Payment.objects.filter(
+        subscription=OuterRef("pk"),
+        kind=PaymentKind.RENEWAL,
+        period_start=OuterRef("current_period_end"),
+        status=PaymentStatus.SUCCEEDED,
+    )
+    # Retries count from the first failure, grace from the period's end: a late first attempt
+    # would otherwise lose its last retries to the grace period. The last failure ends it instead.
+    retry_to_come = subscription_list_renewable().filter(next_renewal_attempt_at__isnull=False)
+    return [
+        (
+            # The card was revoked when it was charged for the next period: the paid one is over.
+            live.filter(
+                status__in=[SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE],
+                auto_renew=False,
+                current_period_end__lte=now,
+            ).filter(Exists(card_revoked_for_next_period)),
+            SubscriptionStatus.EXPIRED,
+            PERMISSION_REVOKED,
+        ),
         (
             live.filter(status=SubscriptionStatus.ACTIVE, cancel_at_period_end=True, current_period_end__lte=now),
             SubscriptionStatus.CANCELED,
@@ -48,57 +93,90 @@ def subscription_expire_due(*, now: datetime | None = None, page_size: int = 200
         (
             live.filter(
                 status=SubscriptionStatus.ACTIVE, cancel_at_period_end=False, current_period_end__lte=now
-            ).filter(Q(auto_renew=False) | Q(payment_method__isnull=True) | Q(payment_method__is_active=False)),
+            ).filter(
+                Q(auto_renew=False)
+                | Q(payment_method__isnull=True)
+                | Q(payment_method__is_active=False)
+                | Exists(next_period_given_back)
+            ),
             SubscriptionStatus.EXPIRED,
             "not_renewed",
         ),
         (
-            live.filter(status=SubscriptionStatus.PAST_DUE, current_period_end__lte=now - grace),
+            live.filter(
+                status=SubscriptionStatus.PAST_DUE,
+                current_period_end__lte=now - timedelta(days=settings.DUNNING_GRACE_DAYS),
+            ).exclude(pk__in=retry_to_come.values("pk")),
             SubscriptionStatus.EXPIRED,
             "grace_period_over",
         ),
     ]
-    ended = {}
-    for due, status, reason in rules:
-        count = 0
-        while True:
-            with transaction.atomic():
-                page = list(due.select_for_update(skip_locked=True, of=("self",))[:page_size])
-                for subscription in page:
-                    subscription_end(subscription, status, reason=reason)
-            count += len(page)
-            if len(page) < page_size:
-                break
-        ended[reason] = count
-    return ended
+
+
+def _end_all(due: QuerySet[Subscription], status: SubscriptionStatus, *, reason: str, page_size: int) -> int:
+    ended = 0
+    while True:
+        with transaction.atomic():
+            locked = list(
+                due.select_for_update(skip_locked=True, of=("self",)).values_list("pk", flat=True)[:page_size]
+            )
+            # The locking query judged on its snapshot: a renewal charge that a worker holding the
+            # row committed meanwhile (the row itself unchanged) is not in it. Judged again now
+            # that the rows are ours, so a subscription with a charge in flight waits for it.
+            page = list(due.filter(pk__in=locked))
+            for subscription in page:
+                subscription_end(subscription, status, reason=reason)
+        ended += len(page)
+        if len(locked) < page_size:
+            return ended
 
 
 def subscription_record_renewal_notices(*, now: datetime | None = None) -> int:
-    """Tell viewers (through the outbox) that their card is charged soon: once per period."""
+    """Tell viewers (through the outbox) that their card is charged soon, and how much: once per
+    period, and again whenever the amount to be charged changed after they were told."""
     now = now or clock.now()
-    upcoming = Subscription.objects.filter(
-        status=SubscriptionStatus.ACTIVE,
-        auto_renew=True,
-        cancel_at_period_end=False,
-        current_period_end__gt=now,
-        current_period_end__lte=now + timedelta(days=settings.RENEWAL_NOTICE_DAYS),
-    ).exclude(renewal_notice_for=F("current_period_end"))
+    upcoming = (
+        subscription_list_renewable()
+        .filter(
+            status=SubscriptionStatus.ACTIVE,
+            current_period_end__gt=now,
+            current_period_end__lte=now + timedelta(days=settings.RENEWAL_NOTICE_DAYS),
+        )
+        .exclude(renewal_notice_for=F("current_period_end"), renewal_notice_amount=F("plan__price"))
+    )
     recorded = 0
     for subscription in upcoming.select_related("plan").iterator():
+        price = subscription.plan.price
         with transaction.atomic():
             # The conditional UPDATE claims the notice: two workers never both record it.
             claimed = (
                 Subscription.objects.filter(pk=subscription.pk, current_period_end=subscription.current_period_end)
-                .exclude(renewal_notice_for=F("current_period_end"))
-                .update(renewal_notice_for=F("current_period_end"))
+                .exclude(renewal_notice_for=F("current_period_end"), renewal_notice_amount=price)
+                .update(renewal_notice_for=F("current_period_end"), renewal_notice_amount=price)
             )
             if claimed:
-                event_record(
-                    subscription,
-                    "subscription.renewal_upcoming",
-                    charge_on=subscription.current_period_end.isoformat(),
-                    amount=str(subscription.plan.price),
-                    currency=subscription.plan.currency,
-                )
+                _record_renewal_notice(subscription, Money(price, subscription.plan.currency))
                 recorded += 1
     return recorded
+
+
+def subscription_announce_changed_renewal_amount(subscription: Subscription, *, amount: Money) -> None:
+    """Call with the subscription locked, as its renewal is charged: if the viewer was told another
+    amount for this period (the price changed since, and the notice job has not caught up), they
+    are told this one, in the transaction that opens the charge."""
+    announced_for_this_period = subscription.renewal_notice_for == subscription.current_period_end
+    if not announced_for_this_period or subscription.renewal_notice_amount == amount.amount:
+        return
+    subscription.renewal_notice_amount = amount.amount
+    subscription.save(update_fields=["renewal_notice_amount", "updated_at"])
+    _record_renewal_notice(subscription, amount)
+
+
+def _record_renewal_notice(subscription: Subscription, amount: Money) -> None:
+    event_record(
+        subscription,
+        "subscription.renewal_upcoming",
+        charge_on=subscription.current_period_end.isoformat(),
+        amount=str(amount.amount),
+        currency=amount.currency,
+    )

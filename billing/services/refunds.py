@@ -31,7 +31,6 @@ from billing.errors import (
 from billing.gateway import get_gateway
 from billing.gateway.interface import NewRefund, ProviderRefund, ProviderRefundStatus, Receipt, ReceiptItem
 from billing.models import (
-    FIRST_PROVIDER_CHECK,
     OPEN_REFUND_STATUSES,
     IllegalTransition,
     Payment,
@@ -42,6 +41,7 @@ from billing.models import (
     RefundStatus,
     Subscription,
     SubscriptionStatus,
+    first_provider_check_at,
 )
 from billing.money import Money
 from billing.refund_policy import RefundQuote, RefundRule, refund_quote
@@ -373,7 +373,7 @@ def new_refund(
         initiator=initiator,
         operator=operator,
         ends_subscription=ends_subscription,
-        next_check_at=clock.now() + FIRST_PROVIDER_CHECK,
+        next_check_at=first_provider_check_at(),
     )
     event_record(payment.subscription, "refund.created", payment=payment, refund=refund, amount=str(refund.amount))
     return refund

@@ -13,17 +13,20 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
+from django.utils import timezone
 
 from billing import clock
 from billing.models import (
-    FIRST_PROVIDER_CHECK,
     Payment,
     PaymentKind,
     PaymentStatus,
     Subscription,
     SubscriptionStatus,
+    first_provider_check_at,
 )
+from billing.selectors import subscription_list_renewable
 from billing.services.events import event_record
+from billing.services.lifecycle import subscription_announce_changed_renewal_amount
 from billing.services.payments import payment_create_at_provider
 
 logger = logging.getLogger(__name__)
@@ -31,6 +34,10 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class ChargeReport:
+    """What one run did. `charged`: renewal payments it opened; `unknown`: those whose outcome is
+    still to come (the janitor follows them up); `failed_ids`: payments that failed unexpectedly,
+    or subscriptions whose payment could not even be opened."""
+
     charged: int = 0
     succeeded: int = 0
     declined: int = 0
@@ -52,7 +59,7 @@ def subscription_renew_due(
 ) -> ChargeReport:
     """Charge every active subscription whose period ends within the lead time."""
     now = now or clock.now()
-    due = _renewable().filter(
+    due = subscription_list_renewable().filter(
         status=SubscriptionStatus.ACTIVE,
         current_period_end__lte=now + timedelta(hours=settings.RENEWAL_LEAD_TIME_HOURS),
     )
@@ -64,51 +71,68 @@ def subscription_retry_past_due(
 ) -> ChargeReport:
     """Try again the past-due subscriptions whose next dunning attempt has come."""
     now = now or clock.now()
-    due = _renewable().filter(status=SubscriptionStatus.PAST_DUE, next_renewal_attempt_at__lte=now)
+    due = subscription_list_renewable().filter(status=SubscriptionStatus.PAST_DUE, next_renewal_attempt_at__lte=now)
     return _charge(due, page_size=page_size, time_budget=time_budget)
 
 
-def _renewable() -> QuerySet[Subscription]:
-    """Subscriptions with a card to charge and no live charge for their next period yet."""
-    live_charge = Payment.objects.filter(
-        subscription=OuterRef("pk"), kind=PaymentKind.RENEWAL, period_start=OuterRef("current_period_end")
-    ).exclude(status=PaymentStatus.CANCELED)
-    return Subscription.objects.filter(
-        auto_renew=True, cancel_at_period_end=False, payment_method__is_active=True
-    ).exclude(Exists(live_charge))
-
-
 def _charge(due: QuerySet[Subscription], *, page_size: int, time_budget: float) -> ChargeReport:
+    """Charge what is due, each subscription at most once per run, for at most `time_budget` seconds.
+
+    A renewal moves the period's end forward (a failure, the next attempt), so with billing's clock
+    far ahead (an --as-of run) the same subscription is due again at once: charging it again in
+    the same run would take every missed period, or every retry, in one go. It waits for the next
+    run.
+
+    New pages are taken for `time_budget` seconds, and a page taken is charged to its end, unless
+    YooKassa answers so slowly that this would run past twice the budget: the rest of the page then
+    keeps its keys, and the janitor sends them.
+    """
     report = ChargeReport()
     deadline = time.monotonic() + time_budget
+    hard_deadline = deadline + time_budget
+    opened_by_this_run = Payment.objects.filter(
+        subscription=OuterRef("pk"), kind=PaymentKind.RENEWAL, created_at__gte=timezone.now()
+    )
+    due = due.exclude(Exists(opened_by_this_run))
+    unopenable: list = []
     while time.monotonic() < deadline:
-        payments = _open_renewals(due, page_size)
+        payments = _open_renewals(due.exclude(pk__in=unopenable), page_size, unopenable, report)
         if payments is None:
             break
         for payment in payments:
             report.charged += 1
-            try:
-                payment, problem = payment_create_at_provider(payment=payment)
-            except Exception:
-                # One bad row must not stall the batch: reconciliation takes the payment over.
-                logger.exception("Renewal payment %s failed unexpectedly", payment.id)
-                report.failed_ids.append(str(payment.id))
+            if time.monotonic() >= hard_deadline:
+                report.unknown += 1
                 continue
-            if problem is not None and payment.status == PaymentStatus.CREATING:
-                report.unknown += 1
-            elif payment.status == PaymentStatus.SUCCEEDED:
-                report.succeeded += 1
-            elif payment.status == PaymentStatus.CANCELED:
-                report.declined += 1
-            else:
-                report.unknown += 1
+            _send(payment, report)
     return report
 
 
-def _open_renewals(due: QuerySet[Subscription], page_size: int) -> list[Payment] | None:
+def _send(payment: Payment, report: ChargeReport) -> None:
+    try:
+        payment, problem = payment_create_at_provider(payment=payment)
+    except Exception:
+        # One bad row must not stall the batch: reconciliation takes the payment over.
+        logger.exception("Renewal payment %s failed unexpectedly", payment.id)
+        report.failed_ids.append(str(payment.id))
+        return
+    if problem is not None and payment.status == PaymentStatus.CREATING:
+        report.unknown += 1
+    elif payment.status == PaymentStatus.SUCCEEDED:
+        report.succeeded += 1
+    elif payment.status == PaymentStatus.CANCELED:
+        report.declined += 1
+    else:
+        report.unknown += 1
+
+
+def _open_renewals(
+    due: QuerySet[Subscription], page_size: int, unopenable: list, report: ChargeReport
+) -> list[Payment] | None:
     """Lock a page of due subscriptions no other worker holds, and commit their renewal payments.
 
-    None when there was nothing left to lock.
+    None when there was nothing left to lock. A subscription whose payment cannot be opened (bad
+    data, a constraint) is rolled back alone, reported, and not tried again in this run.
     """
     with transaction.atomic():
         locked = list(
@@ -122,7 +146,16 @@ def _open_renewals(due: QuerySet[Subscription], page_size: int) -> list[Payment]
         # another worker committed meanwhile (its lock released, the row itself unchanged) passes
         # that check and gets locked. Judged again now that the rows are ours: no second payment.
         page = due.filter(pk__in=locked).select_related("plan", "payment_method").order_by("current_period_end", "pk")
-        return [_new_renewal_payment(subscription) for subscription in page]
+        payments = []
+        for subscription in page:
+            try:
+                with transaction.atomic():
+                    payments.append(_new_renewal_payment(subscription))
+            except Exception:
+                logger.exception("Could not open the renewal of subscription %s", subscription.pk)
+                unopenable.append(subscription.pk)
+                report.failed_ids.append(str(subscription.pk))
+        return payments
 
 
 def _new_renewal_payment(subscription: Subscription) -> Payment:
@@ -140,11 +173,12 @@ def _new_renewal_payment(subscription: Subscription) -> Payment:
         period_start=start,
         receipt_email=subscription.viewer_email if settings.YOOKASSA_RECEIPTS and subscription.viewer_email else "",
         receipt_vat_code=settings.YOOKASSA_VAT_CODE if settings.YOOKASSA_RECEIPTS else None,
-        next_check_at=clock.now() + FIRST_PROVIDER_CHECK,
+        next_check_at=first_provider_check_at(),
     )
     payment.idempotence_key = f"payment-{payment.id}"
     payment.save(force_insert=True)
     payment.subscription = subscription
+    subscription_announce_changed_renewal_amount(subscription, amount=payment.money)
     event_record(
         subscription,
         "payment.created",

@@ -5,7 +5,7 @@ each function locks the subscription (payment first, subscription second: see bi
 """
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -13,6 +13,7 @@ from django.db import transaction
 from billing import clock, locks
 from billing.models import (
     OPEN_PAYMENT_STATUSES,
+    PERMISSION_REVOKED,
     Payment,
     PaymentKind,
     RefundInitiator,
@@ -20,6 +21,7 @@ from billing.models import (
     SubscriptionStatus,
 )
 from billing.money import Money
+from billing.selectors import cancellation_refunds_in_flight
 from billing.services.events import event_record
 from billing.services.lifecycle import subscription_end
 from billing.services.refunds import new_refund, refund_create_at_provider
@@ -34,18 +36,18 @@ def subscription_on_payment_succeeded(payment: Payment) -> None:
     payment.subscription = subscription
     if payment.kind == PaymentKind.INITIAL and subscription.status == SubscriptionStatus.PENDING:
         _activate(subscription, payment)
-    elif payment.kind == PaymentKind.RENEWAL and _renewal_still_wanted(subscription, payment):
-        _extend(subscription, payment)
+        return
+    if payment.kind == PaymentKind.RENEWAL:
+        unwanted = _renewal_unwanted_because(subscription, payment)
     else:
-        # Money arrived for a period nobody needs any more (ended, canceled meanwhile, or
-        # already paid): it goes back, in full, without an operator having to notice.
-        logger.warning(
-            "Payment %s succeeded for subscription %s (%s): refunding it",
-            payment.id,
-            subscription.id,
-            subscription.status,
-        )
-        _give_back(payment, reason=f"Paid after the subscription no longer needed it ({subscription.status}).")
+        unwanted = str(subscription.status)
+    if unwanted is None:
+        _extend(subscription, payment)
+        return
+    # Money arrived for a period nobody needs any more (ended, canceled or switched off meanwhile,
+    # or already paid): it goes back, in full, without an operator having to notice.
+    logger.warning("Payment %s succeeded for subscription %s (%s): refunding it", payment.id, subscription.id, unwanted)
+    _give_back(payment, reason=f"Paid after the subscription no longer needed it ({unwanted}).")
 
 
 def subscription_on_payment_failed(payment: Payment) -> None:
@@ -57,7 +59,7 @@ def subscription_on_payment_failed(payment: Payment) -> None:
             subscription.move_to(SubscriptionStatus.FAILED)
             subscription.save(update_fields=["status", "updated_at"])
             event_record(subscription, "subscription.failed", payment=payment, reason=payment.cancellation_reason)
-    elif _renewal_still_wanted(subscription, payment):
+    elif _renewal_unwanted_because(subscription, payment) is None:
         _dun(subscription, payment)
 
 
@@ -78,12 +80,26 @@ def _activate(subscription: Subscription, payment: Payment) -> None:
     )
 
 
-def _renewal_still_wanted(subscription: Subscription, payment: Payment) -> bool:
-    return (
-        subscription.status in LIVE_FOR_RENEWAL
-        and not subscription.cancel_at_period_end
-        and payment.period_start == subscription.current_period_end
-    )
+def _renewal_unwanted_because(subscription: Subscription, payment: Payment) -> str | None:
+    """Why the subscription (locked) no longer wants the period this renewal pays for; None if it does.
+
+    Asked when the charge's outcome arrives, which can be long after it was opened: the janitor
+    re-sends a never-answered charge under its own key, because that is how we learn whether the
+    first one happened. Whatever the viewer did meanwhile wins, and a renewal that succeeds when not
+    wanted is given back. `auto_renew` is off once the viewer switched it off, removed the card or
+    the card was revoked (each in the transaction that does it), and whenever the subscription
+    ends at its period's end (a database constraint); a cancellation with a refund keeps it on
+    until the refund succeeds, so that is asked separately.
+    """
+    if subscription.status not in LIVE_FOR_RENEWAL:
+        return str(subscription.status)
+    if payment.period_start != subscription.current_period_end:
+        return "period already paid"
+    if not subscription.auto_renew:
+        return "auto-renewal off"
+    if cancellation_refunds_in_flight(subscription.pk).exists():
+        return "canceled with a refund"
+    return None
 
 
 def _extend(subscription: Subscription, payment: Payment) -> None:
@@ -109,7 +125,8 @@ def _dun(subscription: Subscription, payment: Payment) -> None:
     """A renewal failed: past due, then retries on the dunning schedule, then the end."""
     now = clock.now()
     subscription.renewal_failures += 1
-    if subscription.status == SubscriptionStatus.ACTIVE:
+    card_revoked = payment.cancellation_reason == PERMISSION_REVOKED
+    if subscription.status == SubscriptionStatus.ACTIVE and not card_revoked:
         subscription.move_to(SubscriptionStatus.PAST_DUE)
         subscription.past_due_since = now
     event_record(
@@ -120,11 +137,8 @@ def _dun(subscription: Subscription, payment: Payment) -> None:
         reason=payment.cancellation_reason,
     )
     retry_days = settings.DUNNING_RETRY_DAYS
-    if payment.cancellation_reason == "permission_revoked":
-        # The viewer withdrew consent to autopayments: no more tries with this card.
-        payment.payment_method.is_active = False
-        payment.payment_method.save(update_fields=["is_active"])
-        subscription_end(subscription, SubscriptionStatus.EXPIRED, reason="permission_revoked", payment=payment)
+    if card_revoked:
+        _stop_renewing_with_revoked_card(subscription, payment, now=now)
     elif subscription.renewal_failures > len(retry_days):
         subscription_end(
             subscription,
@@ -141,6 +155,25 @@ def _dun(subscription: Subscription, payment: Payment) -> None:
         event_record(
             subscription, "subscription.past_due", next_attempt_at=subscription.next_renewal_attempt_at.isoformat()
         )
+
+
+def _stop_renewing_with_revoked_card(subscription: Subscription, payment: Payment, *, now: datetime) -> None:
+    """The viewer withdrew consent to autopayments: no more tries with this card, none at all.
+
+    The charge runs ahead of the period's end (RENEWAL_LEAD_TIME_HOURS), and what was paid for stays
+    the viewer's: the subscription keeps its status (an active one is not made past due, there is
+    nothing left to retry) until its period is over. Then it expires, here if that moment has
+    passed already, else by the expiry job (subscription_expire_due, reason permission_revoked).
+    """
+    payment.payment_method.is_active = False
+    payment.payment_method.save(update_fields=["is_active"])
+    subscription.auto_renew = False
+    subscription.next_renewal_attempt_at = None
+    if subscription.current_period_end <= now:
+        subscription_end(subscription, SubscriptionStatus.EXPIRED, reason=PERMISSION_REVOKED, payment=payment)
+        return
+    subscription.save()
+    event_record(subscription, "subscription.auto_renew_changed", enabled=False, reason=PERMISSION_REVOKED)
 
 
 def _give_back(payment: Payment, *, reason: str) -> None:

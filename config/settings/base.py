@@ -322,6 +322,8 @@ def validate(settings: dict) -> None:
         raise ImproperlyConfigured(
             "Viewers cannot be authenticated: set JWT_PUBLIC_KEY (RS256), or JWT_SECRET (HS256, 32+ characters)."
         )
+    _validate_dunning(settings["DUNNING_RETRY_DAYS"], settings["DUNNING_GRACE_DAYS"])
+    _validate_task_lease(settings["Q_CLUSTER"])
 
 
 def _check_networks(name: str, networks: list[str]) -> None:
@@ -330,3 +332,27 @@ def _check_networks(name: str, networks: list[str]) -> None:
             ipaddress.ip_network(network, strict=False)
         except ValueError as exc:
             raise ImproperlyConfigured(f"{name}: {network!r} is not an IP network such as 10.0.0.0/8.") from exc
+
+
+def _validate_dunning(retry_days: list[int], grace_days: int) -> None:
+    if any(day < 1 for day in retry_days) or retry_days != sorted(set(retry_days)):
+        raise ImproperlyConfigured(
+            f"DUNNING_RETRY_DAYS ({retry_days}) must be rising whole days after the first failed renewal, e.g. 1,3,5."
+        )
+    if retry_days and grace_days < retry_days[-1]:
+        # The first attempt comes at the earliest RENEWAL_LEAD_TIME_HOURS before the period ends;
+        # a grace shorter than the last retry day leaves too little room for the retries.
+        raise ImproperlyConfigured(
+            f"DUNNING_GRACE_DAYS ({grace_days}) must cover the last dunning retry (day {retry_days[-1]} of "
+            "DUNNING_RETRY_DAYS): the viewer keeps access while the card is retried."
+        )
+
+
+def _validate_task_lease(q_cluster: dict) -> None:
+    # The ORM broker hands a task to another worker once `retry` seconds pass without an answer:
+    # a lease shorter than the task's own time limit would run every long job twice at once.
+    if q_cluster["retry"] <= q_cluster["timeout"]:
+        raise ImproperlyConfigured(
+            f"Q_RETRY ({q_cluster['retry']} s) must be above Q_TIMEOUT ({q_cluster['timeout']} s), well above, "
+            "or django-q2 hands running tasks to a second worker."
+        )

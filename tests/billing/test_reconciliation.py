@@ -26,18 +26,8 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sandbox")]
 
 
 def reconcile_in(minutes: float):
-    """Run the janitor `minutes` from now on billing's clock."""
-    with clock.travel_to(timezone.now() + timedelta(minutes=minutes)):
-        return reconciliation.billing_reconcile()
-
-
-@pytest.fixture
-def active(viewer, plan):
-    payment = start_checkout(viewer, plan).payment
-    pay_on_page(payment.confirmation_url, "5555555555554444")
-    subscription = services.payment_refresh(provider_payment_id=payment.provider_payment_id).subscription
-    subscription.refresh_from_db()
-    return subscription
+    """Run the janitor as if `minutes` of real time had passed (it keeps real time, not billing's clock)."""
+    return reconciliation.billing_reconcile(now=timezone.now() + timedelta(minutes=minutes))
 
 
 def test_young_open_payments_are_left_alone(viewer, plan):
@@ -108,8 +98,7 @@ def test_an_unavailable_yookassa_backs_off_five_minutes_an_hour_then_a_day(viewe
     waits = []
 
     for _ in range(4):
-        with clock.travel_to(moment):
-            assert reconciliation.billing_reconcile().unavailable == 1
+        assert reconciliation.billing_reconcile(now=moment).unavailable == 1
         payment.refresh_from_db()
         waits.append(payment.next_check_at - moment)
         moment = payment.next_check_at + timedelta(seconds=1)
@@ -152,7 +141,7 @@ def test_a_renewal_whose_worker_died_after_the_charge_is_found_not_charged_again
     assert renewal.status == PaymentStatus.CREATING
 
     with clock.travel_to(charged_at + timedelta(minutes=6)):
-        reconciliation.billing_reconcile()
+        reconciliation.billing_reconcile(now=timezone.now() + timedelta(minutes=6))
 
     renewal.refresh_from_db()
     active.refresh_from_db()
@@ -206,3 +195,60 @@ def test_a_refund_whose_answer_was_lost_is_sent_again_with_its_key(viewer, activ
     assert refund.status == RefundStatus.SUCCEEDED
     assert active.status == SubscriptionStatus.CANCELED
     assert sandbox.store.count_refunds() == 1
+
+
+def test_a_renewal_an_as_of_run_left_open_is_taken_up_by_the_real_time_janitor(active, sandbox):
+    sandbox.faults.add(ApiFault(ApiEffect.ERROR_500, kind="payments.create", applied=True))
+    with clock.travel_to(active.current_period_end - timedelta(hours=2)):  # a month from now
+        renewals.subscription_renew_due()
+        assert reconciliation.billing_reconcile().looked_at == 0  # due five real minutes on
+    renewal = Payment.objects.get(kind=PaymentKind.RENEWAL)
+    assert renewal.status == PaymentStatus.CREATING
+
+    report = reconcile_in(6)
+
+    renewal.refresh_from_db()
+    active.refresh_from_db()
+    assert report.as_dict() == {"looked_at": 1, "settled": 1, "unavailable": 0, "failed": []}
+    assert renewal.status == PaymentStatus.SUCCEEDED
+    assert active.current_period_start == renewal.period_start
+    assert sandbox.store.count_payments() == 2
+
+
+def test_the_janitor_backs_off_on_real_time_whatever_billing_clock_says(viewer, plan, sandbox):
+    payment = start_checkout(viewer, plan).payment
+    Payment.objects.filter(pk=payment.pk).update(next_check_at=timezone.now())
+    sandbox.faults.add(ApiFault(ApiEffect.ERROR_500, kind="payments.get", applied=False))
+
+    with clock.travel_to(timezone.now() + timedelta(days=30)):  # run_billing_jobs --as-of
+        before = timezone.now()
+        assert reconciliation.billing_reconcile().unavailable == 1
+        after = timezone.now()
+
+    payment.refresh_from_db()
+    assert before + reconciliation.BACKOFF[0] <= payment.next_check_at <= after + reconciliation.BACKOFF[0]
+
+
+@pytest.mark.parametrize("applied", [True, False], ids=["yookassa-charged-the-card", "yookassa-did-not"])
+def test_a_renewal_yookassa_answered_500_for_is_reconciled_to_one_charge(active, plan, sandbox, applied):
+    sandbox.faults.add(ApiFault(ApiEffect.ERROR_500, kind="payments.create", applied=applied))
+    old_end = active.current_period_end
+    with clock.travel_to(old_end - timedelta(hours=2)):
+        assert renewals.subscription_renew_due().unknown == 1
+    renewal = Payment.objects.get(kind=PaymentKind.RENEWAL)
+    assert renewal.status == PaymentStatus.CREATING
+    assert sandbox.store.count_payments() == (2 if applied else 1)
+
+    report = reconcile_in(6)
+    again = reconcile_in(6 + 24 * 60)
+
+    renewal.refresh_from_db()
+    active.refresh_from_db()
+    assert report.as_dict() == {"looked_at": 1, "settled": 1, "unavailable": 0, "failed": []}
+    assert again.looked_at == 0
+    assert renewal.status == PaymentStatus.SUCCEEDED
+    assert active.current_period_start == old_end
+    assert active.current_period_end == plan.period.end_after(old_end)
+    assert sandbox.store.count_payments() == 2
+    [charge] = [charge for charge in sandbox.store.recent_payments(10) if charge["id"] == renewal.provider_payment_id]
+    assert charge["metadata"]["payment_id"] == str(renewal.pk)

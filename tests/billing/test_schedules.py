@@ -1,13 +1,16 @@
 """The recurring jobs are installed as django-q2 schedules, once, and run as thin tasks."""
 
 import io
+from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django_q.models import Schedule
 from django_q.tasks import async_task, result
 
+from billing import tasks
+from billing.models import Payment, PaymentKind
 from billing.schedules import BILLING_SCHEDULES, schedules_install, schedules_wanted
 from mail.schedules import MAIL_SCHEDULES
 
@@ -76,3 +79,51 @@ def test_run_billing_jobs_runs_as_of_a_moment(capsys, sandbox):
     assert "billing clock: 2030-01-01T10:00" in output
     assert 'renewals: {"charged": 0' in output
     assert "expiry: {" in output
+
+
+@pytest.fixture
+def due_for_renewal(sandbox, active):
+    """A moment the active subscription is due at, four periods late."""
+    return active.current_period_end + timedelta(days=120)
+
+
+@pytest.mark.parametrize(
+    ("sandbox_on", "real_credentials"),
+    [(False, True), (True, True), (False, False)],
+    ids=["real-yookassa", "sandbox-flag-with-real-credentials", "sandbox-off"],
+)
+def test_run_billing_jobs_refuses_as_of_unless_the_sandbox_is_in_use(
+    capsys, settings, sandbox, due_for_renewal, sandbox_on, real_credentials
+):
+    settings.YOOKASSA_SANDBOX = sandbox_on
+    settings.YOOKASSA_HAS_REAL_CREDENTIALS = real_credentials
+
+    with pytest.raises(CommandError, match="only runs against the YooKassa sandbox"):
+        call_command("run_billing_jobs", "--as-of", due_for_renewal.isoformat(), "--job", "renewals")
+
+    assert "billing clock" not in capsys.readouterr().out
+    assert not Payment.objects.filter(kind=PaymentKind.RENEWAL).exists()
+    assert sandbox.store.count_payments() == 1
+
+
+def test_run_billing_jobs_without_as_of_runs_whatever_yookassa_is_used(capsys, settings, sandbox):
+    settings.YOOKASSA_SANDBOX = False
+    settings.YOOKASSA_HAS_REAL_CREDENTIALS = True
+
+    call_command("run_billing_jobs", "--job", "expiry")
+
+    assert "expiry: {" in capsys.readouterr().out
+
+
+def test_run_billing_jobs_as_of_far_ahead_charges_each_subscription_once(capsys, sandbox, due_for_renewal):
+    call_command("run_billing_jobs", "--as-of", due_for_renewal.isoformat(), "--job", "renewals")
+
+    assert 'renewals: {"charged": 1, "succeeded": 1,' in capsys.readouterr().out
+    assert Payment.objects.filter(kind=PaymentKind.RENEWAL).count() == 1
+    assert sandbox.store.count_payments() == 2
+
+
+def test_batch_tasks_stop_taking_rows_a_third_of_the_way_to_their_time_limit(settings):
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "timeout": 60}
+
+    assert tasks.time_budget() == 20

@@ -34,7 +34,7 @@ from billing.models import (
     Subscription,
     SubscriptionStatus,
 )
-from billing.services import reconciliation, renewals
+from billing.services import lifecycle, reconciliation, renewals
 from billing.services.payments import payment_create_at_provider
 from sandbox.emulator import new_object_id
 from sandbox.faults import ApiEffect, ApiFault
@@ -45,6 +45,14 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 ROOT = Path(__file__).resolve().parents[2]
 # Past FIRST_PROVIDER_CHECK (5 minutes): the janitor looks at what a worker left open.
 JANITOR_DELAY = timedelta(minutes=6)
+
+
+def due_for_the_janitor_now() -> None:
+    """The janitor keeps real time (YooKassa does): a janitor process looks at the rows left open
+    now, instead of FIRST_PROVIDER_CHECK later."""
+    Payment.objects.filter(status__in=[PaymentStatus.CREATING, PaymentStatus.PENDING]).update(
+        next_check_at=timezone.now()
+    )
 
 
 # --- seeding -----------------------------------------------------------------------------------
@@ -276,8 +284,7 @@ def test_a_worker_killed_between_the_charge_and_its_commit_is_finished_by_the_ja
     kill_after_the_charge(sandbox, jobs.start("renewals", as_of))
 
     payment = assert_left_open_by_the_dead_worker(subscription)
-    with clock.travel_to(as_of + JANITOR_DELAY):
-        report = reconciliation.billing_reconcile()
+    report = reconciliation.billing_reconcile(now=as_of + JANITOR_DELAY)
 
     payment.refresh_from_db()
     [charge] = sandbox.store.recent_payments(10)
@@ -305,6 +312,7 @@ def test_a_second_worker_after_the_kill_does_not_charge_again_and_the_janitor_se
     assert Payment.objects.filter(subscription=subscription).count() == 1
     assert_left_open_by_the_dead_worker(subscription)
 
+    due_for_the_janitor_now()
     janitor = jobs.run("reconcile", as_of + JANITOR_DELAY)
 
     payment.refresh_from_db()
@@ -327,6 +335,7 @@ def test_two_janitors_at_once_settle_each_open_renewal_once(jobs, sandbox, plan,
     assert sandbox.store.count_payments() == 100
     assert Payment.objects.filter(status=PaymentStatus.CREATING, provider_payment_id=None).count() == 100
 
+    due_for_the_janitor_now()
     janitors = [jobs.start("reconcile", as_of + JANITOR_DELAY), jobs.start("reconcile", as_of + JANITOR_DELAY)]
     reports = [jobs.report(janitor) for janitor in janitors]
 
@@ -391,3 +400,56 @@ def test_a_renewal_committed_while_another_worker_looks_for_due_rows_is_not_open
     assert payment.status == PaymentStatus.SUCCEEDED
     assert sandbox.store.count_payments() == 1
     assert_renewed_once([subscription], plan)
+
+
+def test_expiry_waits_for_a_charge_committed_while_it_looked_for_rows_to_end(sandbox, plan, as_of, settings):
+    """The same race for the expiry job: its page query takes its snapshot while a worker holds a
+    past-due subscription and opens a charge for it (however that charge came to be wanted: say the
+    viewer switched auto-renewal back on just before), and reaches the row after the worker let go.
+    The snapshot says no charge is in flight; the expiry must ask again before it ends anything."""
+    [subscription] = seed_due_subscriptions(sandbox, plan, 1, as_of=as_of)
+    grace_over = subscription.current_period_end + timedelta(days=settings.DUNNING_GRACE_DAYS, hours=1)
+    Subscription.objects.filter(pk=subscription.pk).update(
+        status=SubscriptionStatus.PAST_DUE, auto_renew=False, renewal_failures=1, past_due_since=as_of
+    )
+    opened, problems = threading.Event(), []
+
+    def worker() -> None:
+        try:
+            with transaction.atomic():
+                locked = (
+                    Subscription.objects.select_for_update(of=("self",))
+                    .select_related("plan", "payment_method")
+                    .get(pk=subscription.pk)
+                )
+                renewals._new_renewal_payment(locked)
+                opened.set()
+                time.sleep(0.5)  # commits while the expiry's grace query is under way
+        except Exception as error:
+            problems.append(error)
+        finally:
+            opened.set()
+            connections.close_all()
+
+    delayed = []
+
+    def grace_query_snapshot_now_locks_later(execute, sql, params, many, context):
+        # The grace rule's page query is the one about past-due subscriptions only.
+        if "SKIP LOCKED" in sql and "past_due" in params and "active" not in params and not delayed:
+            delayed.append(sql)
+            sql = sql.replace(" WHERE ", " WHERE pg_sleep(1.5) IS NOT NULL AND ", 1)
+        return execute(sql, params, many, context)
+
+    with clock.travel_to(grace_over):
+        thread = threading.Thread(target=worker)
+        thread.start()
+        assert opened.wait(timeout=10)
+        with connection.execute_wrapper(grace_query_snapshot_now_locks_later):
+            ended = lifecycle.subscription_expire_due()
+        thread.join(timeout=10)
+
+    assert problems == []
+    assert delayed, "the grace rule's query was not the one expected"
+    assert ended["grace_period_over"] == 0
+    assert Subscription.objects.get(pk=subscription.pk).status == SubscriptionStatus.PAST_DUE
+    assert Payment.objects.get(subscription=subscription).status == PaymentStatus.CREATING

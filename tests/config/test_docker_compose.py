@@ -104,6 +104,18 @@ def test_web_and_worker_start_after_healthy_postgres_and_redis_and_finished_migr
     assert services["migrate"]["restart"] == "no"
 
 
+def test_the_deployment_installs_the_recurring_billing_jobs_once_the_schema_is_there():
+    compose = load_compose()
+
+    steps = [step.strip() for step in command_text(compose["services"]["migrate"]["command"]).split("&&")]
+    names = [name for step in steps for name in _MANAGE_PY_COMMAND.findall(step)]
+
+    # Without the schedules the worker runs no renewals, dunning, expiry or reconciliation at all.
+    assert "setup_schedules" in names
+    assert names.index("migrate") < names.index("setup_schedules")
+    assert "setup_schedules" in get_commands()
+
+
 def test_every_app_service_builds_from_the_dockerfile():
     compose = load_compose()
 

@@ -337,3 +337,38 @@ def test_get_gateway_follows_overridden_yookassa_settings(settings):
 
     assert first._client.config.api_url == "http://first.example/v3"
     assert second._client.config.api_url == "http://second.example/v3"
+
+
+# --- dunning and the task queue ------------------------------------------------------------
+
+
+def test_the_default_dunning_schedule_and_task_lease_start():
+    names = ["DUNNING_RETRY_DAYS", "DUNNING_GRACE_DAYS", "Q_CLUSTER"]
+
+    loaded = load_settings("config.settings.local", names)
+
+    assert loaded["DUNNING_RETRY_DAYS"] == [1, 3, 5]
+    assert loaded["DUNNING_GRACE_DAYS"] == 7
+    assert loaded["Q_CLUSTER"]["retry"] > loaded["Q_CLUSTER"]["timeout"]
+
+
+def test_a_grace_period_shorter_than_the_last_retry_refuses_to_start():
+    env = {"DUNNING_RETRY_DAYS": "1,3,5", "DUNNING_GRACE_DAYS": "4"}
+
+    returncode, _, stderr = run_settings("config.settings.local", ["DEBUG"], env)
+
+    assert_refuses(returncode, stderr, "DUNNING_GRACE_DAYS (4) must cover the last dunning retry (day 5")
+
+
+def test_retry_days_out_of_order_refuse_to_start():
+    returncode, _, stderr = run_settings("config.settings.local", ["DEBUG"], {"DUNNING_RETRY_DAYS": "3,1"})
+
+    assert_refuses(returncode, stderr, "DUNNING_RETRY_DAYS ([3, 1]) must be rising whole days")
+
+
+def test_a_task_lease_not_above_the_task_timeout_refuses_to_start():
+    env = {"Q_TIMEOUT": "300", "Q_RETRY": "300"}
+
+    returncode, _, stderr = run_settings("config.settings.local", ["DEBUG"], env)
+
+    assert_refuses(returncode, stderr, "Q_RETRY (300 s) must be above Q_TIMEOUT (300 s)")

@@ -164,16 +164,22 @@ def test_the_end_after_the_last_failed_try_tells_why(active, sandbox):
     assert "the last time there was not enough money on the card" in expired.body_text
 
 
-def test_revoked_autopayments_end_the_subscription_and_say_so(active, sandbox):
+def test_revoked_autopayments_say_so_at_once_and_again_when_the_paid_period_ends(active, sandbox):
     deliver()
     sandbox.emulator.revoke_payment_method(active.payment_method.provider_method_id)
 
     with clock.travel_to(active.current_period_end - timedelta(hours=2)):
         renewals.subscription_renew_due()
-    [sent] = deliver()
+    [revoked] = deliver()
+    with clock.travel_to(active.current_period_end + timedelta(minutes=1)):
+        lifecycle.subscription_expire_due()
+    [ended] = deliver()
 
-    assert sent.subject == "Your Basic subscription has ended"
-    assert "automatic payments with your card (Bank card *4444) were switched off" in sent.body
+    assert revoked.subject == "Automatic payments are off: Basic will not renew"
+    assert "Automatic payments with your card (Bank card *4444) were switched off" in revoked.body
+    assert f"You keep watching until {when(active.current_period_end)}" in revoked.body
+    assert ended.subject == "Your Basic subscription has ended"
+    assert "automatic payments with your card (Bank card *4444) were switched off" in ended.body
 
 
 def test_a_subscription_not_renewed_ends_with_its_period_and_says_so(viewer, active):

@@ -1,6 +1,7 @@
 import json
 from datetime import datetime
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
@@ -20,7 +21,9 @@ class Command(BaseCommand):
     help = (
         "Run billing's recurring jobs now, in order, optionally as of another moment: e.g. "
         "--as-of 2027-01-01T10:00 watches a subscription renew (or fail, retry and expire) against "
-        "the sandbox without waiting a month."
+        "the sandbox without waiting a month. --as-of charges saved cards for that moment, so it is "
+        "refused unless the sandbox is in use. Each job charges a subscription at most once per run; "
+        "the janitor keeps real time."
     )
 
     def add_arguments(self, parser) -> None:
@@ -30,6 +33,11 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         moment = timezone.now()
         if options["as_of"]:
+            if not settings.YOOKASSA_SANDBOX or settings.YOOKASSA_HAS_REAL_CREDENTIALS:
+                raise CommandError(
+                    "--as-of charges saved cards as of another moment: it only runs against the YooKassa "
+                    "sandbox (YOOKASSA_SANDBOX on, no real YooKassa credentials)."
+                )
             try:
                 moment = datetime.fromisoformat(options["as_of"])
             except ValueError as error:
