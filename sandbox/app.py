@@ -45,8 +45,10 @@ class Response:
     body: bytes = b""
     content_type: str = "application/json; charset=utf-8"
     headers: dict[str, str] = field(default_factory=dict)
-    # Fault effects the HTTP layer carries out: wait before answering, or close without answering.
+    # Fault effects the HTTP layer carries out: wait before answering, send the answer a byte at a
+    # time with this pause between bytes, or close without answering.
     delay: float = 0.0
+    trickle: float = 0.0
     drop: bool = False
 
     @classmethod
@@ -141,7 +143,10 @@ class SandboxApp:
             return response
         if fault.effect in (ApiEffect.ERROR_500, ApiEffect.DROP):
             return _fault_response(fault.effect)
-        response.delay = fault.delay  # SLOW: done now, answered late
+        if fault.effect is ApiEffect.TRICKLE:
+            response.trickle = fault.delay
+        else:
+            response.delay = fault.delay  # SLOW: done now, answered late
         return response
 
     def _perform(self, kind: str, params: dict, request: Request) -> Response:

@@ -33,6 +33,9 @@ class ApiEffect(StrEnum):
     ERROR_202 = "error_202"
     # The operation is carried out at once but the answer comes `delay` seconds later.
     SLOW = "slow"
+    # The operation is carried out at once and the answer, status line and headers included,
+    # goes out one byte every `delay` seconds: each read is quick, the whole answer is not.
+    TRICKLE = "trickle"
     # The connection is closed without an answer, after the operation if applied=True.
     DROP = "drop"
 

@@ -20,6 +20,7 @@ def get_gateway() -> PaymentGateway:
             api_url=settings.YOOKASSA_API_URL,
             connect_timeout=settings.YOOKASSA_CONNECT_TIMEOUT,
             read_timeout=settings.YOOKASSA_READ_TIMEOUT,
+            call_timeout=settings.YOOKASSA_CALL_TIMEOUT,
         )
     )
 

@@ -206,9 +206,12 @@ YOOKASSA_TRUSTED_NETWORKS = env.list(
     "YOOKASSA_TRUSTED_NETWORKS",
     default=YOOKASSA_PUBLISHED_NETWORKS + (_SANDBOX_NETWORKS if YOOKASSA_SANDBOX else []),
 )
-# The SDK sets no HTTP timeout at all; the gateway bounds every call with these (seconds).
+# The SDK sets no HTTP timeout at all; the gateway bounds every call with these (seconds): the
+# connection, each wait for the next bytes of the answer, and the whole call, so that an answer
+# trickling in a byte at a time cannot hold a worker for longer than YOOKASSA_CALL_TIMEOUT.
 YOOKASSA_CONNECT_TIMEOUT = env.float("YOOKASSA_CONNECT_TIMEOUT", default=5.0)
 YOOKASSA_READ_TIMEOUT = env.float("YOOKASSA_READ_TIMEOUT", default=15.0)
+YOOKASSA_CALL_TIMEOUT = env.float("YOOKASSA_CALL_TIMEOUT", default=YOOKASSA_CONNECT_TIMEOUT + YOOKASSA_READ_TIMEOUT)
 
 # --- Checkout ---------------------------------------------------------------------------------
 
@@ -282,6 +285,8 @@ def validate(settings: dict) -> None:
             "YOOKASSA_SANDBOX is off but no YooKassa credentials are configured: "
             "set YOOKASSA_SHOP_ID and YOOKASSA_SECRET_KEY."
         )
+    if not settings["YOOKASSA_CALL_TIMEOUT"] > 0:
+        raise ImproperlyConfigured("YOOKASSA_CALL_TIMEOUT must be a positive number of seconds.")
     if not settings["DEBUG"] and not settings["JWT_PUBLIC_KEY"] and len(settings["JWT_SECRET"]) < 32:
         raise ImproperlyConfigured(
             "Viewers cannot be authenticated: set JWT_PUBLIC_KEY (RS256), or JWT_SECRET (HS256, 32+ characters)."

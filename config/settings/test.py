@@ -24,6 +24,7 @@ STATIC_ROOT = None
 # The tests' sandbox answers within milliseconds; a short read timeout keeps fault tests fast.
 YOOKASSA_CONNECT_TIMEOUT = 2.0
 YOOKASSA_READ_TIMEOUT = 2.0
+YOOKASSA_CALL_TIMEOUT = 4.0
 # The tests' cinema sites, where YooKassa may send viewers back to.
 CHECKOUT_RETURN_URL_HOSTS = ["cinema.example", ".cinema.example", "localhost", "127.0.0.1"]
 

@@ -24,13 +24,19 @@ from sandbox.faults import ApiEffect, ApiFault
 from tests.helpers import pay_on_page
 
 READ_TIMEOUT = 0.5
+CALL_TIMEOUT = 1.5
 RUB_299 = Money.of("299.00", "RUB")
 
 
 def _gateway(api_url: str, shop_id: str, secret_key: str) -> YooKassaGateway:
     return YooKassaGateway(
         YooKassaConfig(
-            shop_id=shop_id, secret_key=secret_key, api_url=api_url, connect_timeout=1.0, read_timeout=READ_TIMEOUT
+            shop_id=shop_id,
+            secret_key=secret_key,
+            api_url=api_url,
+            connect_timeout=1.0,
+            read_timeout=READ_TIMEOUT,
+            call_timeout=CALL_TIMEOUT,
         )
     )
 
@@ -270,6 +276,34 @@ def test_a_slow_read_is_bounded_too(gateway, sandbox):
         gateway.get_payment(payment.id)
 
     assert time.monotonic() - started < READ_TIMEOUT + 0.5
+
+
+def test_an_answer_trickling_in_is_cut_at_the_call_timeout_and_the_retry_finds_the_payment(gateway, sandbox):
+    # Every byte comes well within the read timeout: only a bound on the whole call ends this one.
+    sandbox.faults.add(ApiFault(ApiEffect.TRICKLE, kind="payments.create", delay=READ_TIMEOUT / 5))
+
+    started = time.monotonic()
+    with pytest.raises(ProviderOutcomeUnknown) as error:
+        gateway.create_payment(_checkout(), idempotence_key="trickle-1")
+    elapsed = time.monotonic() - started
+    retried = gateway.create_payment(_checkout(), idempotence_key="trickle-1")
+
+    assert CALL_TIMEOUT <= elapsed < CALL_TIMEOUT + 0.5
+    assert error.value.outcome_known is False
+    assert "did not answer in time" in str(error.value)
+    assert sandbox.store.count_payments() == 1
+    assert retried.id == sandbox.store.recent_payments(1)[0]["id"]
+
+
+def test_a_trickling_read_is_bounded_too(gateway, sandbox):
+    payment = gateway.create_payment(_checkout(), idempotence_key="trickle-read")
+    sandbox.faults.add(ApiFault(ApiEffect.TRICKLE, kind="payments.get", delay=READ_TIMEOUT / 5))
+
+    started = time.monotonic()
+    with pytest.raises(ProviderOutcomeUnknown):
+        gateway.get_payment(payment.id)
+
+    assert time.monotonic() - started < CALL_TIMEOUT + 0.5
 
 
 def test_a_dropped_connection_after_the_operation_is_outcome_unknown(gateway, sandbox):

@@ -127,6 +127,24 @@ def test_mailgun_api_key_switches_email_to_anymail_mailgun():
     assert loaded["ANYMAIL"]["MAILGUN_API_KEY"] == "key-not-a-real-mailgun-key"
 
 
+def test_a_yookassa_call_is_bounded_as_a_whole_by_connect_plus_read_unless_told():
+    names = ["YOOKASSA_CONNECT_TIMEOUT", "YOOKASSA_READ_TIMEOUT", "YOOKASSA_CALL_TIMEOUT"]
+
+    default = load_settings("config.settings.local", names)
+    following = load_settings("config.settings.local", names, {"YOOKASSA_READ_TIMEOUT": "30"})
+    explicit = load_settings("config.settings.local", names, {"YOOKASSA_CALL_TIMEOUT": "7.5"})
+
+    assert default == {"YOOKASSA_CONNECT_TIMEOUT": 5.0, "YOOKASSA_READ_TIMEOUT": 15.0, "YOOKASSA_CALL_TIMEOUT": 20.0}
+    assert following["YOOKASSA_CALL_TIMEOUT"] == 35.0
+    assert explicit["YOOKASSA_CALL_TIMEOUT"] == 7.5
+
+
+def test_a_yookassa_call_timeout_of_zero_refuses_to_start():
+    returncode, _, stderr = run_settings("config.settings.local", ["DEBUG"], {"YOOKASSA_CALL_TIMEOUT": "0"})
+
+    assert_refuses(returncode, stderr, "YOOKASSA_CALL_TIMEOUT must be a positive number of seconds")
+
+
 # --- production: SECRET_KEY -------------------------------------------------------------------
 
 
@@ -283,5 +301,9 @@ def test_get_gateway_follows_overridden_yookassa_settings(settings):
     settings.YOOKASSA_API_URL = "http://second.example/v3"
     second = get_gateway()
 
+    settings.YOOKASSA_CALL_TIMEOUT = 3.5
+    third = get_gateway()
+
     assert first._client.config.api_url == "http://first.example/v3"
+    assert third._client.config.call_timeout == 3.5
     assert second._client.config.api_url == "http://second.example/v3"
