@@ -60,13 +60,7 @@ class _BoundedApiClient(ApiClient):
         self._timeout = Timeout(connect=config.connect_timeout, read=config.read_timeout)
         self._call_timeout = config.call_timeout
 
-    def request(self, method="", path="", query_params=None, headers=None, body=None) -> dict:
-        if isinstance(body, RequestObject):
-            try:
-                body.validate()
-            except ValueError as exc:
-                raise ProviderRejected(f"Request refused before sending: {exc}") from exc
-            body = dict(body)
+    def request(self, method="", path="", query_params=None, headers=None, body: dict | None = None) -> dict:
         request_headers = self.prepare_request_headers(headers)
         started = time.monotonic()
         try:
@@ -109,9 +103,25 @@ class YooKassaClient:
     def get(self, path: str, params: dict | None = None) -> dict:
         return _BoundedApiClient(self.config).request(HttpVerb.GET, path, query_params=params)
 
-    def post(self, path: str, body: RequestObject | dict | None, *, idempotence_key: str) -> dict:
+    def post(
+        self,
+        path: str,
+        body: dict | None,
+        *,
+        idempotence_key: str,
+        checked_as: type[RequestObject] | None = None,
+    ) -> dict:
+        """POST `body` as it is; `checked_as` is the SDK request model that validates it first.
+
+        The model only validates: sent, it would carry amounts through float (`Amount.value`).
+        """
         if not isinstance(idempotence_key, str) or not _IDEMPOTENCE_KEY.match(idempotence_key):
             raise ValueError(f"Idempotence-Key must be 1-64 characters of [0-9A-Za-z+-_.], got {idempotence_key!r}.")
+        if checked_as is not None:
+            try:
+                checked_as(body).validate()
+            except (TypeError, ValueError) as exc:
+                raise ProviderRejected(f"Request refused before sending: {exc}") from exc
         return _BoundedApiClient(self.config).request(
             HttpVerb.POST, path, headers={"Idempotence-Key": idempotence_key}, body=body
         )

@@ -144,6 +144,15 @@ def test_receipt_data_is_accepted(gateway, sandbox):
     assert payment.raw["receipt_registration"] == "pending"
 
 
+def test_a_request_the_sdk_finds_invalid_is_refused_before_any_call(gateway, sandbox):
+    receipt = Receipt(customer_email="", items=(ReceiptItem(description="Plan", unit_price=RUB_299, vat_code=1),))
+
+    with pytest.raises(ProviderRejected, match="refused before sending"):
+        gateway.create_payment(_checkout(receipt=receipt), idempotence_key="bad-receipt")
+
+    assert sandbox.store.count_payments() == 0
+
+
 def test_refund_is_created_read_and_listed(gateway, sandbox):
     payment = _paid(gateway, sandbox)
 
@@ -354,10 +363,15 @@ def test_an_unreadable_200_is_outcome_unknown(gateway, sandbox, monkeypatch):
 
 
 def test_money_never_goes_through_float(gateway, sandbox):
-    amount = Money(Decimal("12345678.91"), "RUB")
+    # 16 significant digits, which a float cannot hold: the SDK's Amount model would send ...9.94.
+    # (Up to NUMERIC(12,2)'s 9999999999.99 a float round-trips, so only a longer amount can tell.)
+    amount = Money(Decimal("90071992547409.93"), "RUB")
+    receipt = Receipt(customer_email="viewer@example.com", items=(ReceiptItem("Plan", unit_price=amount, vat_code=1),))
 
-    payment = gateway.create_payment(_checkout(amount=amount), idempotence_key="big-amount")
+    payment = gateway.create_payment(_checkout(amount=amount, receipt=receipt), idempotence_key="big-amount")
 
+    [received] = sandbox.store.recent_payments(1)
+    assert received["amount"] == {"value": "90071992547409.93", "currency": "RUB"}
     assert payment.amount == amount
 
 
