@@ -133,6 +133,89 @@ def test_a_revoked_method_charge_is_canceled_with_permission_revoked(gateway, sa
     assert renewal.cancellation.reason == "permission_revoked"
 
 
+def _authorized(gateway, key: str):
+    """A two-step payment the payer has paid, waiting for the shop to capture or cancel it."""
+    payment = gateway.create_payment(_checkout(capture=False), idempotence_key=key)
+    pay_on_page(payment.confirmation_url, "5555555555554444")
+    authorized = gateway.get_payment(payment.id)
+    assert authorized.status is ProviderPaymentStatus.WAITING_FOR_CAPTURE
+    return authorized
+
+
+def test_capture_without_an_amount_takes_the_whole_payment(gateway, sandbox):
+    payment = _authorized(gateway, "hold-full")
+
+    captured = gateway.capture_payment(payment.id, idempotence_key="capture-full")
+
+    assert captured.id == payment.id
+    assert captured.status is ProviderPaymentStatus.SUCCEEDED
+    assert captured.amount == RUB_299
+    assert captured.captured_at is not None
+    assert gateway.get_payment(payment.id).status is ProviderPaymentStatus.SUCCEEDED
+
+
+def test_capture_of_part_takes_only_that_part(gateway, sandbox):
+    payment = _authorized(gateway, "hold-part")
+
+    captured = gateway.capture_payment(payment.id, amount=Money.of("199.50", "RUB"), idempotence_key="capture-part")
+
+    assert captured.status is ProviderPaymentStatus.SUCCEEDED
+    assert captured.amount == Money.of("199.50", "RUB")
+    assert gateway.get_payment(payment.id).amount == Money.of("199.50", "RUB")
+
+
+def test_a_repeated_capture_with_the_same_key_is_the_same_capture(gateway, sandbox):
+    payment = _authorized(gateway, "hold-repeat")
+    first = gateway.capture_payment(payment.id, amount=Money.of("100.00", "RUB"), idempotence_key="capture-once")
+
+    again = gateway.capture_payment(payment.id, amount=Money.of("100.00", "RUB"), idempotence_key="capture-once")
+
+    assert again == first
+
+
+def test_cancel_releases_the_hold_with_the_merchants_reason(gateway, sandbox):
+    payment = _authorized(gateway, "hold-cancel")
+
+    canceled = gateway.cancel_payment(payment.id, idempotence_key="cancel-1")
+
+    assert canceled.status is ProviderPaymentStatus.CANCELED
+    assert canceled.paid is False
+    assert canceled.cancellation == Cancellation(party="merchant", reason="canceled_by_merchant")
+    assert gateway.get_payment(payment.id).status is ProviderPaymentStatus.CANCELED
+
+
+@pytest.mark.parametrize("operation", ["capture", "cancel"])
+def test_capture_or_cancel_in_the_wrong_status_is_a_rejection_that_changes_nothing(gateway, sandbox, operation):
+    pending = gateway.create_payment(_checkout(capture=False), idempotence_key="not-paid-yet")
+    call = {
+        "capture": lambda: gateway.capture_payment(pending.id, idempotence_key="too-early"),
+        "cancel": lambda: gateway.cancel_payment(pending.id, idempotence_key="too-early"),
+    }[operation]
+
+    with pytest.raises(ProviderRejected) as error:
+        call()
+
+    assert error.value.outcome_known is True
+    assert error.value.http_status == 400
+    assert error.value.provider_code == "invalid_request"
+    assert gateway.get_payment(pending.id).status is ProviderPaymentStatus.PENDING
+
+
+def test_capture_above_the_authorized_amount_is_a_rejection(gateway, sandbox):
+    payment = _authorized(gateway, "hold-too-much")
+
+    with pytest.raises(ProviderRejected) as error:
+        gateway.capture_payment(payment.id, amount=Money.of("299.01", "RUB"), idempotence_key="capture-too-much")
+
+    assert error.value.parameter == "amount"
+    assert gateway.get_payment(payment.id).status is ProviderPaymentStatus.WAITING_FOR_CAPTURE
+
+
+def test_capture_of_an_unknown_payment_is_a_rejection(gateway, sandbox):
+    with pytest.raises(ProviderRejected):
+        gateway.capture_payment("00000000-000f-5000-8000-000000000000", idempotence_key="capture-nothing")
+
+
 def test_receipt_data_is_accepted(gateway, sandbox):
     receipt = Receipt(
         customer_email="viewer@example.com",
