@@ -215,7 +215,8 @@ class SandboxApp:
                 step = self.emulator.submit_card(
                     payment_id,
                     card_number=(form.get("card_number") or [""])[0],
-                    expiry=(form.get("expiry") or [""])[0],
+                    expiry=(form.get("expiry") or [None])[0],
+                    csc=(form.get("csc") or [None])[0],
                 )
             else:
                 return Response.html(pages.message("Not allowed", "Use GET or POST."), 405)

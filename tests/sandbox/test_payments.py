@@ -1,7 +1,8 @@
 """The sandbox as the official `yookassa` SDK sees it: payments, idempotence, test cards, saved cards."""
 
+import re
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
@@ -9,7 +10,7 @@ from yookassa import Configuration, Payment
 from yookassa.domain.exceptions import BadRequestError, ForbiddenError, NotFoundError, UnauthorizedError
 
 from sandbox.cards import TEST_CARDS
-from tests.helpers import pay_on_page
+from tests.helpers import FUTURE_EXPIRY, pay_on_page
 
 pytestmark = pytest.mark.usefixtures("sdk")
 
@@ -173,7 +174,9 @@ def test_unknown_card_number_leaves_the_payment_pending(sandbox):
     payment = Payment.create(_params(), "key-unknown-card")
 
     answer = requests.post(
-        payment.confirmation.confirmation_url, data={"card_number": "1234567812345678", "expiry": "12/30"}, timeout=5
+        payment.confirmation.confirmation_url,
+        data={"card_number": "1234567812345678", "expiry": FUTURE_EXPIRY},
+        timeout=5,
     )
 
     assert answer.status_code == 400
@@ -192,13 +195,76 @@ def test_expired_card_date_is_asked_again(sandbox):
     assert Payment.find_one(payment.id).status == "pending"
 
 
+def test_a_form_with_only_the_card_number_pays_with_a_future_expiry(sandbox):
+    payment = Payment.create(_params(), "key-number-only")
+
+    answer = requests.post(
+        payment.confirmation.confirmation_url,
+        data={"card_number": "5555 5555 5555 4444"},
+        allow_redirects=False,
+        timeout=5,
+    )
+
+    assert answer.status_code == 303
+    paid = Payment.find_one(payment.id)
+    assert paid.status == "succeeded"
+    card = paid.payment_method.card
+    assert (int(card.expiry_year), int(card.expiry_month)) > (datetime.now(UTC).year, datetime.now(UTC).month)
+
+
+def test_a_three_d_secure_card_with_only_its_number_goes_through_three_d_secure(sandbox):
+    payment = Payment.create(_params(), "key-number-only-3ds")
+    url = payment.confirmation.confirmation_url
+
+    answer = requests.post(url, data={"card_number": "5555555555554477"}, allow_redirects=False, timeout=5)
+    confirmed = requests.post(f"{url}/3ds", data={"code": "123456"}, allow_redirects=False, timeout=5)
+
+    assert answer.status_code == 200
+    assert "3-D Secure" in answer.text
+    assert confirmed.status_code == 303
+    assert Payment.find_one(payment.id).authorization_details.three_d_secure.applied is True
+
+
+@pytest.mark.parametrize("csc", ["12", "12345", "abc"])
+def test_a_malformed_security_code_is_asked_again(sandbox, csc):
+    payment = Payment.create(_params(), f"key-csc-{csc}")
+
+    answer = requests.post(
+        payment.confirmation.confirmation_url,
+        data={"card_number": "5555555555554444", "expiry": FUTURE_EXPIRY, "csc": csc},
+        timeout=5,
+    )
+
+    assert answer.status_code == 400
+    assert "Card csc is illegal" in answer.text
+    assert Payment.find_one(payment.id).status == "pending"
+
+
+def test_the_page_offers_an_expiry_date_in_the_future_whatever_the_year(sandbox):
+    sandbox.config.clock = lambda: datetime(2031, 6, 1, 12, 0, tzinfo=UTC)
+    payment = Payment.create(_params(), "key-page-expiry")
+
+    page = requests.get(payment.confirmation.confirmation_url, timeout=5)
+    month, year = re.search(r'name="expiry"[^>]*value="(\d\d)/(\d\d)"', page.text).groups()
+    paid = requests.post(
+        payment.confirmation.confirmation_url,
+        data={"card_number": "5555555555554444", "expiry": f"{month}/{year}", "csc": "123"},
+        allow_redirects=False,
+        timeout=5,
+    )
+
+    assert (2000 + int(year), int(month)) > (2031, 6)
+    assert paid.status_code == 303
+    assert Payment.find_one(payment.id).status == "succeeded"
+
+
 def test_paying_twice_on_the_page_charges_once(sandbox):
     payment = Payment.create(_params(), "key-pay-twice")
     pay_on_page(payment.confirmation.confirmation_url, "5555555555554444")
 
     again = requests.post(
         payment.confirmation.confirmation_url,
-        data={"card_number": "5555555555554600", "expiry": "12/30"},
+        data={"card_number": "5555555555554600", "expiry": FUTURE_EXPIRY},
         allow_redirects=False,
         timeout=5,
     )
