@@ -19,7 +19,8 @@ class SandboxConfig:
     secret_key: str = field(default="test_sandbox_key", repr=False)
     host: str = "127.0.0.1"
     port: int = 8001
-    # Where browsers reach the sandbox (the payment page); by default the address it listens on.
+    # Where browsers reach the sandbox (the payment page); by default the address it listens on,
+    # with its real port (port 0 picks a free one).
     public_url: str | None = None
     # Where notifications go; None keeps them queued until one is set.
     notification_url: str | None = None

@@ -105,7 +105,8 @@ class SandboxServer:
         host, port = self._httpd.server_address[:2]
         self.url = f"http://{host}:{port}"
         if config.public_url is None:
-            config.public_url = self.url
+            # Listening on every interface, it is reached on this machine through loopback.
+            config.public_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"  # noqa: S104
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
 

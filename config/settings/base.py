@@ -163,22 +163,24 @@ _real_secret_key = env.str("YOOKASSA_SECRET_KEY", default="")
 YOOKASSA_HAS_REAL_CREDENTIALS = bool(_real_shop_id or _real_secret_key)
 YOOKASSA_SANDBOX = env.bool("YOOKASSA_SANDBOX", default=not YOOKASSA_HAS_REAL_CREDENTIALS)
 
+# The local run's web server listens here (Procfile.local); the sandbox notifies it there.
+WEB_PORT = env.int("WEB_PORT", default=8000)
+
 # The sandbox (sandbox/) is our emulator of YooKassa API v3. Its credentials are public test
 # values that only it accepts; they are never real YooKassa secrets.
 YOOKASSA_SANDBOX_HOST = env.str("YOOKASSA_SANDBOX_HOST", default="127.0.0.1")
 YOOKASSA_SANDBOX_PORT = env.int("YOOKASSA_SANDBOX_PORT", default=8001)
-YOOKASSA_SANDBOX_PUBLIC_URL = env.str(
-    "YOOKASSA_SANDBOX_PUBLIC_URL", default=f"http://127.0.0.1:{YOOKASSA_SANDBOX_PORT}"
-)
+# The sandbox as browsers reach it; empty = where it listens (so `runsandbox --port` moves it too).
+YOOKASSA_SANDBOX_PUBLIC_URL = env.str("YOOKASSA_SANDBOX_PUBLIC_URL", default="")
 YOOKASSA_SANDBOX_NOTIFICATION_URL = env.str(
-    "YOOKASSA_SANDBOX_NOTIFICATION_URL", default="http://127.0.0.1:8000/webhooks/yookassa/"
+    "YOOKASSA_SANDBOX_NOTIFICATION_URL", default=f"http://127.0.0.1:{WEB_PORT}/webhooks/yookassa/"
 )
 YOOKASSA_SANDBOX_STATE_FILE = env.str("YOOKASSA_SANDBOX_STATE_FILE", default=str(BASE_DIR / "var" / "sandbox.sqlite3"))
 
 if YOOKASSA_SANDBOX:
     YOOKASSA_SHOP_ID = env.str("YOOKASSA_SANDBOX_SHOP_ID", default="100500")
     YOOKASSA_SECRET_KEY = env.str("YOOKASSA_SANDBOX_SECRET_KEY", default="test_sandbox_key")
-    _default_api_url = f"{YOOKASSA_SANDBOX_PUBLIC_URL}/v3"
+    _default_api_url = f"{YOOKASSA_SANDBOX_PUBLIC_URL or f'http://127.0.0.1:{YOOKASSA_SANDBOX_PORT}'}/v3"
 else:
     YOOKASSA_SHOP_ID = _real_shop_id
     YOOKASSA_SECRET_KEY = _real_secret_key

@@ -91,6 +91,17 @@ def test_local_settings_start_with_an_empty_environment_on_local_backends_and_th
     assert loaded["YOOKASSA_API_URL"] == "http://127.0.0.1:8001/v3"
 
 
+def test_moving_the_local_ports_moves_everything_that_points_at_them():
+    names = ["YOOKASSA_API_URL", "YOOKASSA_SANDBOX_PUBLIC_URL", "YOOKASSA_SANDBOX_NOTIFICATION_URL"]
+
+    loaded = load_settings("config.settings.local", names, {"WEB_PORT": "9000", "YOOKASSA_SANDBOX_PORT": "9001"})
+
+    assert loaded["YOOKASSA_API_URL"] == "http://127.0.0.1:9001/v3"
+    # Unset: runsandbox hands out payment pages where it really listens (its --host and --port).
+    assert loaded["YOOKASSA_SANDBOX_PUBLIC_URL"] == ""
+    assert loaded["YOOKASSA_SANDBOX_NOTIFICATION_URL"] == "http://127.0.0.1:9000/webhooks/yookassa/"
+
+
 def test_database_url_configures_postgresql_without_connecting():
     env = {"DATABASE_URL": "postgres://u:p@db.example:5432/billing"}
 
