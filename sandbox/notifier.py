@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 
 # Spacing of notifications released by a REORDER fault, so they arrive in the reversed order.
 _REORDER_GAP = 0.2
+_REORDER_GROUP = "reorder-"
 
 
 class Notifier:
@@ -48,18 +49,29 @@ class Notifier:
             for _ in range(fault.copies):
                 self._store.add_notification(**queue, state="pending", due_at=now, burst=burst)
         else:  # REORDER
-            group = f"reorder-{fault.id}"
+            group = f"{_REORDER_GROUP}{fault.id}"
             self._store.add_notification(**queue, state="held", due_at=None, hold_group=group)
-            held = self._store.notifications(state="held", hold_group=group)
-            if len(held) >= fault.hold:
-                newest_first = sorted(held, key=lambda n: n.id, reverse=True)
-                self._store.release_notifications(
-                    [(n.id, now + index * _REORDER_GAP) for index, n in enumerate(newest_first)]
-                )
+            if len(self._store.notifications(state="held", hold_group=group)) >= fault.hold:
+                self._release(group, now)
+                self._faults.reorder_released(fault)
         self._on_queued()
+
+    def _release(self, group: str, now: float) -> None:
+        held = self._store.notifications(state="held", hold_group=group)
+        newest_first = sorted(held, key=lambda n: n.id, reverse=True)
+        self._store.release_notifications([(n.id, now + index * _REORDER_GAP) for index, n in enumerate(newest_first)])
+
+    def _release_orphans(self) -> None:
+        """Notifications held by a reorder fault that was cleared before its group filled up go out now."""
+        active = self._faults.notification_fault_ids()
+        for group in self._store.held_groups():
+            if int(group.removeprefix(_REORDER_GROUP)) not in active:
+                self._release(group, time.time())
+                self._on_queued()
 
     def deliver_due(self) -> int:
         """Post every notification that is due; return how many attempts were made."""
+        self._release_orphans()
         if not self._config.notification_url:
             return 0
         due = self._store.claim_due_notifications(time.time(), limit=100)

@@ -281,6 +281,10 @@ class Store:
         rows = self._query(f"SELECT * FROM notifications {where} ORDER BY id", params)  # noqa: S608
         return [_notification(row) for row in rows]
 
+    def held_groups(self) -> list[str]:
+        rows = self._query("SELECT DISTINCT hold_group FROM notifications WHERE state = 'held' ORDER BY hold_group")
+        return [row["hold_group"] for row in rows]
+
     def claim_due_notifications(self, now: float, limit: int) -> list[Notification]:
         """Move due notifications to `sending` so that no other pass picks them again."""
         with self.transaction():

@@ -140,3 +140,46 @@ def test_reorder_fault_delivers_newest_first(sandbox, receiver):
 
     receiver.wait_for(2)
     assert [event for event, _ in receiver.events()] == ["payment.succeeded", "payment.waiting_for_capture"]
+
+
+def test_reorder_fault_with_its_defaults_leaves_no_notification_behind(sandbox, receiver):
+    sandbox.faults.add(NotificationFault(NotificationEffect.REORDER))
+    payment = _payment(capture=False)
+    pay_on_page(payment.confirmation.confirmation_url, "5555555555554444")
+
+    Payment.capture(payment.id, None, "key-capture")
+
+    receiver.wait_for(2)
+    assert [event for event, _ in receiver.events()] == ["payment.succeeded", "payment.waiting_for_capture"]
+    assert sandbox.store.notifications(state="held") == []
+    assert sandbox.faults.describe()["notifications"] == []
+
+
+def test_reorder_fault_counts_its_times_in_groups(sandbox, receiver):
+    sandbox.faults.add(NotificationFault(NotificationEffect.REORDER, hold=2, times=1))
+    first, second = _payment(capture=False, key="key-n1"), _payment(capture=False, key="key-n2")
+    pay_on_page(first.confirmation.confirmation_url, "5555555555554444")
+    pay_on_page(second.confirmation.confirmation_url, "5555555555554444")
+    receiver.wait_for(2)
+
+    Payment.capture(first.id, None, "key-capture")
+
+    received = receiver.wait_for(3)
+    assert [(body["event"], body["object"]["id"]) for body in received] == [
+        ("payment.waiting_for_capture", second.id),
+        ("payment.waiting_for_capture", first.id),
+        ("payment.succeeded", first.id),
+    ]
+
+
+def test_notifications_held_by_a_cleared_reorder_fault_are_released(sandbox, receiver):
+    sandbox.faults.add(NotificationFault(NotificationEffect.REORDER, hold=3))
+    payment = _payment()
+    pay_on_page(payment.confirmation.confirmation_url, "5555555555554444")
+    time.sleep(0.1)
+    assert receiver.received == []
+
+    sandbox.faults.clear()
+
+    [notification] = receiver.wait_for(1)
+    assert notification["event"] == "payment.succeeded"
