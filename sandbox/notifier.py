@@ -102,6 +102,8 @@ class Notifier:
                 json=notification.body,
                 timeout=self._config.notification_timeout,
                 headers={"User-Agent": "YooKassa sandbox notifier"},
+                # Only a 200 is a delivery: a redirect is an answer like any other, never followed.
+                allow_redirects=False,
             )
             delivered = response.status_code == 200
             result = f"HTTP {response.status_code}"

@@ -81,6 +81,19 @@ def test_non_200_answers_are_retried_until_200(sandbox, receiver):
     assert notification.attempts == 4
 
 
+@pytest.mark.parametrize("redirect", [302, 307, 308])
+def test_a_redirect_is_not_a_delivery(sandbox, receiver, redirect):
+    receiver.answers = [redirect]
+    payment = _payment()
+
+    pay_on_page(payment.confirmation.confirmation_url, "5555555555554444")
+
+    received = receiver.wait_for(2)
+    [notification] = eventually(lambda: sandbox.store.notifications(state="delivered"))
+    assert notification.attempts == 2
+    assert [body["object"]["id"] for body in received] == [payment.id, payment.id]
+
+
 def test_retries_stop_after_the_schedule(sandbox, receiver, monkeypatch):
     monkeypatch.setattr(sandbox.config, "notification_retry_schedule", (10.0, 42.0, 84.0))
     attempts = 1 + len(sandbox.config.notification_retry_schedule)
