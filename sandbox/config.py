@@ -8,8 +8,9 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-# YooKassa redelivers a notification until it gets HTTP 200, for about 24 hours: the waits
-# between attempts, in seconds (yookassa-notes.md section 4).
+# YooKassa redelivers a notification until it gets HTTP 200, "for 24 hours from the moment the
+# event happened": 7 more attempts, "24 hours from the first to the last", at these seconds after
+# the event (yookassa-notes.md section 4; as waits between attempts they would add up to 25.7 h).
 YOOKASSA_RETRY_SCHEDULE = (10.0, 42.0, 84.0, 168.0, 672.0, 5376.0, 86016.0)
 
 

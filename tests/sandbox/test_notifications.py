@@ -5,7 +5,10 @@ import time
 import pytest
 from yookassa import Payment, Refund
 
-from sandbox.faults import NotificationEffect, NotificationFault
+from sandbox.config import YOOKASSA_RETRY_SCHEDULE, SandboxConfig
+from sandbox.faults import Faults, NotificationEffect, NotificationFault
+from sandbox.notifier import Notifier
+from sandbox.store import Store
 from tests.helpers import eventually, pay_on_page
 
 pytestmark = pytest.mark.usefixtures("sdk")
@@ -106,6 +109,31 @@ def test_retries_stop_after_the_schedule(sandbox, receiver, monkeypatch):
     [notification] = eventually(lambda: sandbox.store.notifications(state="failed"))
     assert notification.attempts == attempts
     assert len(receiver.received) == attempts
+
+
+def test_redeliveries_are_due_at_yookassas_offsets_from_the_event_whenever_the_last_attempt_was(receiver):
+    # A notifier of its own, on a clock the test moves: the attempts run late, as a busy loop or a
+    # slow shop would make them, and the series still ends within 24 hours of the event.
+    clock = [1_000.0]
+    store = Store()
+    config = SandboxConfig(notification_url=receiver.url, notification_time_scale=1.0)
+    notifier = Notifier(config, store, Faults(), now=lambda: clock[0])
+    receiver.answers = [500] * 8
+    notifier.emit("payment.succeeded", {"id": "2d9f5b3a-000f-5000-8000-1c2b3a4d5e6f", "status": "succeeded"})
+
+    due = []
+    for attempt in range(len(YOOKASSA_RETRY_SCHEDULE)):
+        notifier.deliver_due()
+        [notification] = store.notifications()
+        due.append(notification.due_at - 1_000.0)
+        clock[0] = notification.due_at + 30.0 * (attempt + 1)  # the next attempt runs later and later
+    notifier.deliver_due()
+
+    assert due == list(YOOKASSA_RETRY_SCHEDULE)
+    assert due[-1] < 24 * 3600
+    [failed] = store.notifications(state="failed")
+    assert failed.attempts == 1 + len(YOOKASSA_RETRY_SCHEDULE)
+    assert len(receiver.received) == failed.attempts
 
 
 def test_duplicate_fault_delivers_copies(sandbox, receiver):
