@@ -28,6 +28,10 @@ from sandbox.store import Store, StoredResponse
 logger = logging.getLogger(__name__)
 
 MAX_IDEMPOTENCE_KEY_LENGTH = 64
+# The spec's `IdempotenceKey` pattern, [0-9a-zA-Z+-_.]{1,64}, read as its authors meant it: "+-_"
+# is three characters, not the range from "+" to "_" (which would let in "/", ":", "@"...). The
+# stricter reading is the safe one for an emulator: whatever passes here passes at YooKassa.
+_IDEMPOTENCE_KEY = re.compile(r"[0-9A-Za-z+\-_.]+")
 
 
 @dataclass(frozen=True)
@@ -164,6 +168,12 @@ class SandboxApp:
             return Response.error(
                 invalid_request(
                     f"Idempotence key is too long. Max. length is {MAX_IDEMPOTENCE_KEY_LENGTH}", "Idempotence-Key"
+                )
+            )
+        if not _IDEMPOTENCE_KEY.fullmatch(key):
+            return Response.error(
+                invalid_request(
+                    "Idempotence key has an illegal format: use only 0-9, a-z, A-Z and + - _ .", "Idempotence-Key"
                 )
             )
         try:

@@ -1,12 +1,13 @@
 """The sandbox as the official `yookassa` SDK sees it: payments, idempotence, test cards, saved cards."""
 
 import re
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
-from yookassa import Configuration, Payment
+from yookassa import Configuration, Payment, Refund
 from yookassa.domain.exceptions import BadRequestError, ForbiddenError, NotFoundError, UnauthorizedError
 
 from sandbox.cards import TEST_CARDS
@@ -92,6 +93,37 @@ def test_idempotence_key_longer_than_64_characters_is_refused(sandbox):
 
     assert error.value.content["parameter"] == "Idempotence-Key"
     assert sandbox.store.count_payments() == 0
+
+
+@pytest.mark.parametrize("key", ["has space", "key#1", "a/b", "a:b", "clé", "key\tx"])
+def test_idempotence_key_with_other_characters_is_refused(sandbox, key):
+    response = requests.post(
+        f"{sandbox.api_url}/payments",
+        json=_params(),
+        headers={"Idempotence-Key": key},
+        auth=(sandbox.config.shop_id, sandbox.config.secret_key),
+        timeout=5,
+    )
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_request"
+    assert response.json()["parameter"] == "Idempotence-Key"
+    assert sandbox.store.count_payments() == 0
+
+
+def test_the_keys_billing_and_the_sdk_make_are_accepted(sandbox):
+    # billing's payment-<uuid> and refund-<uuid>, and the SDK's own uuid4 when none is passed.
+    payment = Payment.create(_params(), f"payment-{uuid.uuid4()}")
+    pay_on_page(payment.confirmation.confirmation_url, "5555555555554444")
+
+    refund = Refund.create(
+        {"payment_id": payment.id, "amount": {"value": "1.00", "currency": "RUB"}}, f"refund-{uuid.uuid4()}"
+    )
+    unkeyed = Payment.create(_params())
+
+    assert refund.status == "succeeded"
+    assert unkeyed.status == "pending"
+    assert Payment.create(_params(), "a+b-c_d.e" * 7).status == "pending"
 
 
 def test_wrong_credentials_get_401(sandbox):
