@@ -161,6 +161,7 @@ YOOKASSA_PRODUCTION_API_URL = "https://api.yookassa.ru/v3"
 _real_shop_id = env.str("YOOKASSA_SHOP_ID", default="")
 _real_secret_key = env.str("YOOKASSA_SECRET_KEY", default="")
 YOOKASSA_HAS_REAL_CREDENTIALS = bool(_real_shop_id or _real_secret_key)
+# Without credentials the sandbox, here; production.py insists on being told so (YOOKASSA_SANDBOX=true).
 YOOKASSA_SANDBOX = env.bool("YOOKASSA_SANDBOX", default=not YOOKASSA_HAS_REAL_CREDENTIALS)
 
 # The local run's web server listens here (Procfile.local); the sandbox notifies it there.
@@ -285,7 +286,7 @@ def validate(settings: dict) -> None:
     elif not settings["YOOKASSA_SANDBOX"]:
         raise ImproperlyConfigured(
             "YOOKASSA_SANDBOX is off but no YooKassa credentials are configured: "
-            "set YOOKASSA_SHOP_ID and YOOKASSA_SECRET_KEY."
+            "set YOOKASSA_SHOP_ID and YOOKASSA_SECRET_KEY, or YOOKASSA_SANDBOX=true."
         )
     if not settings["YOOKASSA_CALL_TIMEOUT"] > 0:
         raise ImproperlyConfigured("YOOKASSA_CALL_TIMEOUT must be a positive number of seconds.")

@@ -19,6 +19,8 @@ GOOD_SECRET_KEY = secrets.token_urlsafe(48)  # 64 characters
 # What production needs besides YooKassa: a real SECRET_KEY and a way to verify viewers' tokens.
 PRODUCTION = {"SECRET_KEY": GOOD_SECRET_KEY, "JWT_SECRET": secrets.token_urlsafe(32)}
 REAL_CREDENTIALS = {"YOOKASSA_SHOP_ID": "123456", "YOOKASSA_SECRET_KEY": "live_not-a-real-secret"}
+# Production without real credentials runs only on a sandbox it was told to use.
+ON_THE_SANDBOX = {"YOOKASSA_SANDBOX": "true"}
 SUBPROCESS_TIMEOUT = 60
 
 # Prepended to every child's code: local.py's read_env() becomes a no-op, so a developer's .env
@@ -183,7 +185,9 @@ def test_production_refuses_to_start_with_a_long_django_insecure_secret_key():
 def test_production_starts_with_a_random_64_character_secret_key():
     assert len(GOOD_SECRET_KEY) == 64
 
-    loaded = load_settings("config.settings.production", ["DEBUG", "SECRET_KEY", "SECURE_SSL_REDIRECT"], PRODUCTION)
+    loaded = load_settings(
+        "config.settings.production", ["DEBUG", "SECRET_KEY", "SECURE_SSL_REDIRECT"], {**PRODUCTION, **ON_THE_SANDBOX}
+    )
 
     assert loaded["DEBUG"] is False
     assert loaded["SECRET_KEY"] == GOOD_SECRET_KEY
@@ -202,6 +206,7 @@ def test_production_verifies_viewers_with_rs256_when_given_a_public_key():
     env = {
         "SECRET_KEY": GOOD_SECRET_KEY,
         "JWT_PUBLIC_KEY": "-----BEGIN PUBLIC KEY-----\\nMIIB\\n-----END PUBLIC KEY-----",
+        **ON_THE_SANDBOX,
     }
 
     loaded = load_settings("config.settings.production", ["JWT_ALGORITHM", "JWT_PUBLIC_KEY"], env)
@@ -266,6 +271,39 @@ def test_only_a_yookassa_secret_key_refuses_to_start():
     returncode, _, stderr = run_settings("config.settings.production", ["YOOKASSA_SANDBOX"], env)
 
     assert_refuses(returncode, stderr, "Set both YOOKASSA_SHOP_ID and YOOKASSA_SECRET_KEY")
+
+
+def test_production_without_credentials_refuses_to_fall_back_to_the_sandbox():
+    returncode, _, stderr = run_settings("config.settings.production", ["YOOKASSA_SANDBOX"], PRODUCTION)
+
+    assert_refuses(
+        returncode,
+        stderr,
+        "No YooKassa credentials are configured",
+        "or YOOKASSA_SANDBOX=true to run against the YooKassa sandbox on purpose",
+    )
+
+
+def test_production_runs_on_the_sandbox_when_told_to():
+    names = ["YOOKASSA_SANDBOX", "YOOKASSA_API_URL", "YOOKASSA_SHOP_ID", "YOOKASSA_TRUSTED_NETWORKS"]
+
+    loaded = load_settings("config.settings.production", names, {**PRODUCTION, **ON_THE_SANDBOX})
+
+    assert loaded["YOOKASSA_SANDBOX"] is True
+    assert loaded["YOOKASSA_API_URL"] == "http://127.0.0.1:8001/v3"
+    assert loaded["YOOKASSA_SHOP_ID"] == "100500"
+    assert "10.0.0.0/8" in loaded["YOOKASSA_TRUSTED_NETWORKS"]
+
+
+def test_production_with_real_credentials_trusts_only_yookassas_networks():
+    loaded = load_settings(
+        "config.settings.production", ["YOOKASSA_TRUSTED_NETWORKS"], {**PRODUCTION, **REAL_CREDENTIALS}
+    )
+
+    assert "185.71.76.0/27" in loaded["YOOKASSA_TRUSTED_NETWORKS"]
+    assert not {"127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"} & set(
+        loaded["YOOKASSA_TRUSTED_NETWORKS"]
+    )
 
 
 def test_sandbox_off_without_credentials_refuses_to_start():
