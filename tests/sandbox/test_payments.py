@@ -440,7 +440,11 @@ def test_list_pages_newest_first_with_a_cursor(sandbox):
 
 
 def test_list_filters_by_status_and_creation_time(sandbox):
+    # A second apart on the sandbox's clock: created in one millisecond, the two would tie on created_at.
+    first_moment = datetime.now(UTC).replace(microsecond=0)
+    sandbox.config.clock = lambda: first_moment
     pending = Payment.create(_params(), "key-f1")
+    sandbox.config.clock = lambda: first_moment + timedelta(seconds=1)
     paid = Payment.create(_params(), "key-f2")
     pay_on_page(paid.confirmation.confirmation_url, "5555555555554444")
 
