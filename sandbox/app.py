@@ -117,13 +117,16 @@ class SandboxApp:
     # --- API v3 ---------------------------------------------------------------------------------
 
     def _api(self, request: Request) -> Response:
+        # As at YooKassa: who is asking first (401 even for a path that does not exist), then what.
+        denied = self._authenticate(request)
+        if denied is not None:
+            return denied
         route = _match(request)
         if isinstance(route, Response):
             return route
         kind, params = route
-        denied = self._authenticate(request)
-        if denied is not None:
-            return denied
+        if request.method == "POST" and not _is_json(request):
+            return Response.error(ApiError(415, "invalid_request", "Content-Type of a POST must be application/json"))
 
         fault = self.faults.take_api(kind)
         if fault is not None:
@@ -320,6 +323,11 @@ def _match(request: Request) -> tuple[str, dict] | Response:
     if path_known:
         return Response.error(ApiError(405, "invalid_request", f"Method {request.method} is not allowed here"))
     return Response.error(not_found("Not found"))
+
+
+def _is_json(request: Request) -> bool:
+    media_type = (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    return media_type == "application/json"
 
 
 def _json_body(request: Request) -> dict:

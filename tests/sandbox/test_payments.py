@@ -1,5 +1,6 @@
 """The sandbox as the official `yookassa` SDK sees it: payments, idempotence, test cards, saved cards."""
 
+import json
 import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -141,6 +142,58 @@ def test_missing_authorization_header_gets_401(sandbox):
 
     assert response.status_code == 401
     assert response.json()["description"] == "Authorization header not found"
+
+
+@pytest.mark.parametrize("path", ["/nothing-here", "/payments/x/refund", "/refunds/x/capture"])
+def test_an_unknown_path_asks_for_credentials_first(sandbox, path):
+    anonymous = requests.get(f"{sandbox.api_url}{path}", timeout=5)
+    known = requests.get(
+        f"{sandbox.api_url}{path}", auth=(sandbox.config.shop_id, sandbox.config.secret_key), timeout=5
+    )
+
+    assert anonymous.status_code == 401
+    assert anonymous.json()["code"] == "invalid_credentials"
+    assert known.status_code == 404
+
+
+def test_a_wrong_method_asks_for_credentials_first(sandbox):
+    anonymous = requests.delete(f"{sandbox.api_url}/payments", timeout=5)
+    known = requests.delete(
+        f"{sandbox.api_url}/payments", auth=(sandbox.config.shop_id, sandbox.config.secret_key), timeout=5
+    )
+
+    assert anonymous.status_code == 401
+    assert known.status_code == 405
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"Content-Type": "application/x-www-form-urlencoded"}, {"Content-Type": "text/plain"}, {}],
+    ids=["form", "text", "none"],
+)
+def test_a_post_that_is_not_json_is_415_and_does_nothing(sandbox, headers):
+    response = requests.post(
+        f"{sandbox.api_url}/payments",
+        data=json.dumps(_params()),
+        headers={"Idempotence-Key": "key-not-json", **headers},
+        auth=(sandbox.config.shop_id, sandbox.config.secret_key),
+        timeout=5,
+    )
+
+    assert response.status_code == 415
+    assert sandbox.store.count_payments() == 0
+
+
+def test_a_json_post_with_a_charset_is_fine(sandbox):
+    response = requests.post(
+        f"{sandbox.api_url}/payments",
+        data=json.dumps(_params()).encode(),
+        headers={"Idempotence-Key": "key-charset", "Content-Type": "application/json; charset=utf-8"},
+        auth=(sandbox.config.shop_id, sandbox.config.secret_key),
+        timeout=5,
+    )
+
+    assert response.status_code == 200
 
 
 def test_unknown_payment_is_404(sandbox):
