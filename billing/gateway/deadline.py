@@ -17,7 +17,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import ConnectTimeoutError
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.poolmanager import ProxyManager
 
 # The deadline of the call running in this thread (urllib3 opens a call's sockets in its thread).
@@ -83,12 +83,15 @@ class _Watched:
         sock = super()._new_conn()
         deadline = _current.get()
         if deadline is not None:
+            # Either way nothing was sent: the caller learns that the provider was not reached.
             try:
                 deadline.watch(sock)
             except TimeoutError as exc:
                 sock.close()
-                # Nothing was sent: the caller learns that the provider was not reached.
                 raise ConnectTimeoutError(self, str(exc)) from exc
+            except OSError as exc:  # no descriptor left to duplicate: unwatched, it must not go on
+                sock.close()
+                raise NewConnectionError(self, f"Cannot watch the connection: {exc}") from exc
         return sock
 
 

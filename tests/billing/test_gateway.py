@@ -6,8 +6,10 @@ import time
 from decimal import Decimal
 
 import pytest
+import requests
 
 from billing.errors import ProviderObjectNotFound, ProviderOutcomeUnknown, ProviderRejected, ProviderUnavailable
+from billing.gateway.deadline import call_deadline, deadline_session
 from billing.gateway.interface import (
     Cancellation,
     NewPayment,
@@ -396,6 +398,25 @@ def test_a_trickling_read_is_bounded_too(gateway, sandbox):
         gateway.get_payment(payment.id)
 
     assert time.monotonic() - started < CALL_TIMEOUT + 0.5
+
+
+def test_a_call_whose_time_is_up_before_it_connects_sends_nothing(sandbox):
+    with call_deadline(0.01) as deadline:
+        time.sleep(0.05)
+        with deadline_session() as session, pytest.raises(requests.ConnectTimeout):
+            session.post(
+                f"{sandbox.api_url}/payments",
+                json={
+                    "amount": {"value": "1.00", "currency": "RUB"},
+                    "confirmation": {"type": "redirect", "return_url": "https://cinema.example/return"},
+                },
+                headers={"Idempotence-Key": "too-late"},
+                auth=(sandbox.config.shop_id, sandbox.config.secret_key),
+                timeout=1,
+            )
+
+    assert deadline.expired is True
+    assert sandbox.store.count_payments() == 0
 
 
 def test_a_dropped_connection_after_the_operation_is_outcome_unknown(gateway, sandbox):
