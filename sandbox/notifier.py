@@ -74,8 +74,10 @@ class Notifier:
 
     def _release_orphans(self) -> None:
         """Notifications held by a reorder fault that was cleared before its group filled up go out now."""
+        # Groups first: a fault added after this read has no group here yet, and ids are never reused.
+        held = self._store.held_groups()
         active = self._faults.notification_fault_ids()
-        for group in self._store.held_groups():
+        for group in held:
             if int(group.removeprefix(_REORDER_GROUP)) not in active:
                 self._release(group, self._now())
                 self._on_queued()
