@@ -25,10 +25,13 @@ RUN pip install --no-cache-dir /tmp/project \
 
 COPY . .
 
-# collectstatic needs settings that pass validate(): a throwaway key that lives only in this
-# step (it is generated here, so neither the Dockerfile nor the image history holds it). It needs
-# no database. The files stay owned by root: the service only reads them.
+# collectstatic needs settings that pass validate(): throwaway keys that live only in this step
+# (generated here, so neither the Dockerfile nor the image history holds them) and the sandbox, as
+# there are no YooKassa credentials at build time. It needs no database and calls nothing. The
+# files stay owned by root: the service only reads them.
 RUN SECRET_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(64))')" \
+    JWT_SECRET="$(python -c 'import secrets; print(secrets.token_urlsafe(48))')" \
+    YOOKASSA_SANDBOX=true \
         python manage.py collectstatic --noinput \
     && mkdir -p var \
     && chown app:app var

@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 
 .PHONY: run test install lint format migrate clean
 
-run: install migrate  ## web (daphne :8000) + worker (qcluster) + YooKassa sandbox (:8001)
+run: install migrate  ## web (daphne :$WEB_PORT, 8000) + worker (qcluster) + YooKassa sandbox (:$YOOKASSA_SANDBOX_PORT, 8001)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile.local start
 
 test: install  ## the whole suite; DATABASE_URL=postgres://... runs it on PostgreSQL

@@ -28,6 +28,10 @@ from sandbox.store import Store, StoredResponse
 logger = logging.getLogger(__name__)
 
 MAX_IDEMPOTENCE_KEY_LENGTH = 64
+# The spec's `IdempotenceKey` pattern, [0-9a-zA-Z+-_.]{1,64}, read as its authors meant it: "+-_"
+# is three characters, not the range from "+" to "_" (which would let in "/", ":", "@"...). The
+# stricter reading is the safe one for an emulator: whatever passes here passes at YooKassa.
+_IDEMPOTENCE_KEY = re.compile(r"[0-9A-Za-z+\-_.]+")
 
 
 @dataclass(frozen=True)
@@ -45,8 +49,10 @@ class Response:
     body: bytes = b""
     content_type: str = "application/json; charset=utf-8"
     headers: dict[str, str] = field(default_factory=dict)
-    # Fault effects the HTTP layer carries out: wait before answering, or close without answering.
+    # Fault effects the HTTP layer carries out: wait before answering, send the answer a byte at a
+    # time with this pause between bytes, or close without answering.
     delay: float = 0.0
+    trickle: float = 0.0
     drop: bool = False
 
     @classmethod
@@ -115,13 +121,16 @@ class SandboxApp:
     # --- API v3 ---------------------------------------------------------------------------------
 
     def _api(self, request: Request) -> Response:
+        # As at YooKassa: who is asking first (401 even for a path that does not exist), then what.
+        denied = self._authenticate(request)
+        if denied is not None:
+            return denied
         route = _match(request)
         if isinstance(route, Response):
             return route
         kind, params = route
-        denied = self._authenticate(request)
-        if denied is not None:
-            return denied
+        if request.method == "POST" and not _is_json(request):
+            return Response.error(ApiError(415, "invalid_request", "Content-Type of a POST must be application/json"))
         for listener in list(self.listeners):
             listener(kind, request)
 
@@ -147,7 +156,10 @@ class SandboxApp:
             return response
         if fault.effect in (ApiEffect.ERROR_500, ApiEffect.DROP):
             return _fault_response(fault.effect)
-        response.delay = fault.delay  # SLOW: done now, answered late
+        if fault.effect is ApiEffect.TRICKLE:
+            response.trickle = fault.delay
+        else:
+            response.delay = fault.delay  # SLOW: done now, answered late
         return response
 
     def _perform(self, kind: str, params: dict, request: Request) -> Response:
@@ -165,6 +177,12 @@ class SandboxApp:
             return Response.error(
                 invalid_request(
                     f"Idempotence key is too long. Max. length is {MAX_IDEMPOTENCE_KEY_LENGTH}", "Idempotence-Key"
+                )
+            )
+        if not _IDEMPOTENCE_KEY.fullmatch(key):
+            return Response.error(
+                invalid_request(
+                    "Idempotence key has an illegal format: use only 0-9, a-z, A-Z and + - _ .", "Idempotence-Key"
                 )
             )
         try:
@@ -216,7 +234,8 @@ class SandboxApp:
                 step = self.emulator.submit_card(
                     payment_id,
                     card_number=(form.get("card_number") or [""])[0],
-                    expiry=(form.get("expiry") or [""])[0],
+                    expiry=(form.get("expiry") or [None])[0],
+                    csc=(form.get("csc") or [None])[0],
                 )
             else:
                 return Response.html(pages.message("Not allowed", "Use GET or POST."), 405)
@@ -311,6 +330,11 @@ def _match(request: Request) -> tuple[str, dict] | Response:
     if path_known:
         return Response.error(ApiError(405, "invalid_request", f"Method {request.method} is not allowed here"))
     return Response.error(not_found("Not found"))
+
+
+def _is_json(request: Request) -> bool:
+    media_type = (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    return media_type == "application/json"
 
 
 def _json_body(request: Request) -> dict:

@@ -4,6 +4,10 @@ Any future expiry date, any CVC and any 3-D Secure code are accepted, as in YooK
 """
 
 from dataclasses import dataclass
+from datetime import datetime
+
+# What the payment page assumes when a form leaves the security code out (any passes).
+DEFAULT_CSC = "123"
 
 
 @dataclass(frozen=True)
@@ -82,3 +86,8 @@ TEST_CARDS: dict[str, TestCard] = {
 
 def find_test_card(number: str) -> TestCard | None:
     return TEST_CARDS.get("".join(number.split()))
+
+
+def default_expiry(now: datetime) -> str:
+    """An expiry date well in the future, MM/YY: what the payment page assumes when a form has none."""
+    return f"{now.month:02d}/{(now.year + 3) % 100:02d}"

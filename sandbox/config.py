@@ -8,8 +8,9 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-# YooKassa redelivers a notification until it gets HTTP 200, for about 24 hours: the waits
-# between attempts, in seconds (yookassa-notes.md section 4).
+# YooKassa redelivers a notification until it gets HTTP 200, "for 24 hours from the moment the
+# event happened": 7 more attempts, "24 hours from the first to the last", at these seconds after
+# the event (yookassa-notes.md section 4; as waits between attempts they would add up to 25.7 h).
 YOOKASSA_RETRY_SCHEDULE = (10.0, 42.0, 84.0, 168.0, 672.0, 5376.0, 86016.0)
 
 
@@ -19,7 +20,8 @@ class SandboxConfig:
     secret_key: str = field(default="test_sandbox_key", repr=False)
     host: str = "127.0.0.1"
     port: int = 8001
-    # Where browsers reach the sandbox (the payment page); by default the address it listens on.
+    # Where browsers reach the sandbox (the payment page); by default the address it listens on,
+    # with its real port (port 0 picks a free one).
     public_url: str | None = None
     # Where notifications go; None keeps them queued until one is set.
     notification_url: str | None = None

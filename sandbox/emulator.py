@@ -15,7 +15,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import StrEnum
 from urllib.parse import urlsplit
 
-from sandbox.cards import TestCard, find_test_card
+from sandbox.cards import DEFAULT_CSC, TestCard, default_expiry, find_test_card
 from sandbox.config import SandboxConfig
 from sandbox.errors import ApiError, forbidden, invalid_request, not_found
 from sandbox.notifier import Notifier
@@ -176,7 +176,13 @@ class Emulator:
         payment, internal = self._load_payment(payment_id, missing=not_found)
         return CheckoutStep(payment, internal.get("return_url"), needs_three_d_secure="card" in internal)
 
-    def submit_card(self, payment_id: str, *, card_number: str, expiry: str) -> CheckoutStep:
+    def submit_card(
+        self, payment_id: str, *, card_number: str, expiry: str | None = None, csc: str | None = None
+    ) -> CheckoutStep:
+        """The card form; only the number is required, a missing expiry or code is a valid one."""
+        now = self.config.clock()
+        expiry = expiry if expiry and expiry.strip() else default_expiry(now)
+        csc = csc if csc and csc.strip() else DEFAULT_CSC
         with self.store.transaction():
             payment, internal = self._load_payment(payment_id, missing=not_found)
             return_url = internal.get("return_url")
@@ -187,9 +193,11 @@ class Emulator:
                 return CheckoutStep(
                     payment, return_url, error="Use one of YooKassa's test cards, e.g. 5555 5555 5555 4444."
                 )
-            expiry_date = _card_expiry(expiry, self.config.clock())
+            expiry_date = _card_expiry(expiry, now)
             if expiry_date is None:
                 return CheckoutStep(payment, return_url, error="Enter an expiry date in the future as MM/YY.")
+            if not re.fullmatch(r"\s*\d{3,4}\s*", csc):
+                return CheckoutStep(payment, return_url, error="Card csc is illegal. Must be a 3- or 4-digit number.")
             if card.three_d_secure:
                 internal["card"] = {"number": card.number, "expiry": expiry_date}
                 self._save_payment(payment, internal)

@@ -2,7 +2,8 @@
 
 API faults match a request kind such as "payments.create" (or "*"); notification faults match an
 event such as "payment.succeeded" (or "*"). Each affects the next `times` matches (None: until
-cleared). They are set from tests in process, or over HTTP at /sandbox/faults.
+cleared); a reorder fault counts a time per group of `hold` notifications it releases, so that
+none it holds is left behind. They are set from tests in process, or over HTTP at /sandbox/faults.
 """
 
 import itertools
@@ -33,6 +34,9 @@ class ApiEffect(StrEnum):
     ERROR_202 = "error_202"
     # The operation is carried out at once but the answer comes `delay` seconds later.
     SLOW = "slow"
+    # The operation is carried out at once and the answer, status line and headers included,
+    # goes out one byte every `delay` seconds: each read is quick, the whole answer is not.
+    TRICKLE = "trickle"
     # The connection is closed without an answer, after the operation if applied=True.
     DROP = "drop"
 
@@ -108,7 +112,22 @@ class Faults:
 
     def take_notification(self, event: str) -> NotificationFault | None:
         with self._lock:
-            return _take(self._notifications, lambda fault: fault.event in ("*", event))
+            for fault in self._notifications:
+                if fault.event in ("*", event):
+                    if fault.effect is not NotificationEffect.REORDER:
+                        _use(self._notifications, fault)
+                    return fault
+            return None
+
+    def reorder_released(self, fault: NotificationFault) -> None:
+        """A reorder fault has released a group: that is one of its `times`."""
+        with self._lock:
+            if any(active is fault for active in self._notifications):
+                _use(self._notifications, fault)
+
+    def notification_fault_ids(self) -> set[int]:
+        with self._lock:
+            return {fault.id for fault in self._notifications}
 
     def describe(self) -> dict:
         with self._lock:
@@ -121,12 +140,16 @@ class Faults:
 def _take(faults: list, matches) -> ApiFault | NotificationFault | None:
     for fault in faults:
         if matches(fault):
-            if fault.times is not None:
-                fault.times -= 1
-                if fault.times == 0:
-                    faults.remove(fault)
+            _use(faults, fault)
             return fault
     return None
+
+
+def _use(faults: list, fault: ApiFault | NotificationFault) -> None:
+    if fault.times is not None:
+        fault.times -= 1
+        if fault.times == 0:
+            faults[:] = [other for other in faults if other is not fault]
 
 
 def fault_from_dict(data: dict) -> ApiFault | NotificationFault:

@@ -8,6 +8,7 @@ duplicate, delay, lose or reorder them.
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
@@ -20,22 +21,33 @@ logger = logging.getLogger(__name__)
 
 # Spacing of notifications released by a REORDER fault, so they arrive in the reversed order.
 _REORDER_GAP = 0.2
+_REORDER_GROUP = "reorder-"
 
 
 class Notifier:
-    def __init__(self, config: SandboxConfig, store: Store, faults: Faults, *, on_queued=lambda: None) -> None:
+    def __init__(
+        self,
+        config: SandboxConfig,
+        store: Store,
+        faults: Faults,
+        *,
+        on_queued: Callable[[], None] = lambda: None,
+        now: Callable[[], float] = time.time,
+    ) -> None:
         self._config = config
         self._store = store
         self._faults = faults
         # Wakes the delivery loop: a notification goes out as soon as its transaction commits.
         self._on_queued = on_queued
+        # The delivery clock (seconds). Not config.clock, which tests move to make payments expire.
+        self._now = now
 
     def emit(self, event: str, obj: dict) -> None:
         """Queue the notification for `event` about `obj` (call inside the store's transaction)."""
-        now = time.time()
+        now = self._now()
         body = {"type": "notification", "event": event, "object": obj}
         created_at = self._config.clock().isoformat()
-        queue = {"event": event, "object_id": obj["id"], "body": body, "created_at": created_at}
+        queue = {"event": event, "object_id": obj["id"], "body": body, "created_at": created_at, "emitted_at": now}
         fault = self._faults.take_notification(event)
         if fault is None:
             self._store.add_notification(**queue, state="pending", due_at=now)
@@ -48,21 +60,34 @@ class Notifier:
             for _ in range(fault.copies):
                 self._store.add_notification(**queue, state="pending", due_at=now, burst=burst)
         else:  # REORDER
-            group = f"reorder-{fault.id}"
+            group = f"{_REORDER_GROUP}{fault.id}"
             self._store.add_notification(**queue, state="held", due_at=None, hold_group=group)
-            held = self._store.notifications(state="held", hold_group=group)
-            if len(held) >= fault.hold:
-                newest_first = sorted(held, key=lambda n: n.id, reverse=True)
-                self._store.release_notifications(
-                    [(n.id, now + index * _REORDER_GAP) for index, n in enumerate(newest_first)]
-                )
+            if len(self._store.notifications(state="held", hold_group=group)) >= fault.hold:
+                self._release(group, now)
+                self._faults.reorder_released(fault)
         self._on_queued()
+
+    def _release(self, group: str, now: float) -> None:
+        held = self._store.notifications(state="held", hold_group=group)
+        newest_first = sorted(held, key=lambda n: n.id, reverse=True)
+        self._store.release_notifications([(n.id, now + index * _REORDER_GAP) for index, n in enumerate(newest_first)])
+
+    def _release_orphans(self) -> None:
+        """Notifications held by a reorder fault that was cleared before its group filled up go out now."""
+        # Groups first: a fault added after this read has no group here yet, and ids are never reused.
+        held = self._store.held_groups()
+        active = self._faults.notification_fault_ids()
+        for group in held:
+            if int(group.removeprefix(_REORDER_GROUP)) not in active:
+                self._release(group, self._now())
+                self._on_queued()
 
     def deliver_due(self) -> int:
         """Post every notification that is due; return how many attempts were made."""
+        self._release_orphans()
         if not self._config.notification_url:
             return 0
-        due = self._store.claim_due_notifications(time.time(), limit=100)
+        due = self._store.claim_due_notifications(self._now(), limit=100)
         bursts: dict[str | None, list[Notification]] = {}
         for notification in due:
             if notification.burst is None:
@@ -80,7 +105,7 @@ class Notifier:
             # loop ticking every 5 ms (200 store transactions a second, stealing the GIL).
             return None
         due_at = self._store.next_notification_due()
-        return None if due_at is None else max(0.0, due_at - time.time())
+        return None if due_at is None else max(0.0, due_at - self._now())
 
     def _deliver(self, notification: Notification) -> None:
         attempts = notification.attempts + 1
@@ -90,6 +115,8 @@ class Notifier:
                 json=notification.body,
                 timeout=self._config.notification_timeout,
                 headers={"User-Agent": "YooKassa sandbox notifier"},
+                # Only a 200 is a delivery: a redirect is an answer like any other, never followed.
+                allow_redirects=False,
             )
             delivered = response.status_code == 200
             result = f"HTTP {response.status_code}"
@@ -109,7 +136,10 @@ class Notifier:
                 notification.id, state="failed", attempts=attempts, due_at=None, last_result=result
             )
             return
-        wait = schedule[attempts - 1] * self._config.notification_time_scale
+        # Attempt n + 1 is due schedule[n - 1] after the event, not after attempt n: a slow answer
+        # or a late loop does not push the whole series out of YooKassa's 24 hours.
+        emitted_at = notification.emitted_at if notification.emitted_at is not None else self._now()
+        due_at = emitted_at + schedule[attempts - 1] * self._config.notification_time_scale
         self._store.update_notification(
-            notification.id, state="pending", attempts=attempts, due_at=time.time() + wait, last_result=result
+            notification.id, state="pending", attempts=attempts, due_at=due_at, last_result=result
         )

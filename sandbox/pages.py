@@ -7,7 +7,7 @@ from html import escape
 from pathlib import Path
 from string import Template
 
-from sandbox.cards import TestCard
+from sandbox.cards import DEFAULT_CSC, TestCard, default_expiry
 from sandbox.config import SandboxConfig
 
 _TEMPLATES = Path(__file__).parent / "templates"
@@ -38,6 +38,8 @@ def checkout(payment: dict, config: SandboxConfig, *, error: str | None = None) 
         amount=_amount(payment),
         description=payment.get("description", ""),
         payment_id=payment["id"],
+        expiry=default_expiry(config.clock()),
+        csc=DEFAULT_CSC,
         error_html=f'<p class="error" role="alert">{escape(error)}</p>' if error else "",
         return_html=_return_link(
             payment.get("confirmation", {}).get("return_url"), "Return to the shop without paying"

@@ -52,6 +52,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self.connection.shutdown(socket.SHUT_RDWR)
             return
         try:
+            if response.trickle:
+                self._trickle(response)
+                return
             self.send_response(response.status)
             self.send_header("Content-Type", response.content_type)
             self.send_header("Content-Length", str(len(response.body)))
@@ -61,6 +64,18 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(response.body)
         except (BrokenPipeError, ConnectionResetError):
             logger.info("client went away before the answer to %s %s", self.command, self.path)
+
+    def _trickle(self, response: Response) -> None:
+        """The whole answer, from the status line on, one byte at a time."""
+        self.log_request(response.status)
+        headers = {"Content-Type": response.content_type, "Content-Length": str(len(response.body)), **response.headers}
+        head = f"{self.protocol_version} {response.status} {self.responses[response.status][0]}\r\n"
+        head += "".join(f"{name}: {value}\r\n" for name, value in headers.items()) + "\r\n"
+        answer = head.encode("latin-1") + response.body
+        for index in range(len(answer)):
+            self.wfile.write(answer[index : index + 1])
+            self.wfile.flush()
+            time.sleep(response.trickle)
 
     def log_message(self, format: str, *args) -> None:
         logger.debug("%s " + format, self.address_string(), *args)
@@ -90,7 +105,8 @@ class SandboxServer:
         host, port = self._httpd.server_address[:2]
         self.url = f"http://{host}:{port}"
         if config.public_url is None:
-            config.public_url = self.url
+            # Listening on every interface, it is reached on this machine through loopback.
+            config.public_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"  # noqa: S104
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
 

@@ -54,10 +54,13 @@ CREATE TABLE IF NOT EXISTS notifications (
     burst TEXT,
     hold_group TEXT,
     last_result TEXT,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    emitted_at REAL
 );
 CREATE INDEX IF NOT EXISTS notifications_due ON notifications (state, due_at);
 """
+# Columns added since a state file may have been written: (table, column, type).
+_ADDED_COLUMNS = [("notifications", "emitted_at", "REAL")]
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,8 @@ class Notification:
     hold_group: str | None
     last_result: str | None
     created_at: str
+    # When the event happened, on the delivery clock: redeliveries are scheduled from it.
+    emitted_at: float | None
 
 
 class Store:
@@ -93,6 +98,10 @@ class Store:
             if path != ":memory:":
                 self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(_SCHEMA)
+            for table, column, kind in _ADDED_COLUMNS:
+                present = {row["name"] for row in self._db.execute(f"PRAGMA table_info({table})")}
+                if column not in present:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -260,13 +269,15 @@ class Store:
         state: str,
         due_at: float | None,
         created_at: str,
+        emitted_at: float,
         burst: str | None = None,
         hold_group: str | None = None,
     ) -> int:
         return self._execute(
-            "INSERT INTO notifications (event, object_id, body, state, due_at, burst, hold_group, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (event, object_id, json.dumps(body), state, due_at, burst, hold_group, created_at),
+            "INSERT INTO notifications "
+            "(event, object_id, body, state, due_at, burst, hold_group, created_at, emitted_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (event, object_id, json.dumps(body), state, due_at, burst, hold_group, created_at, emitted_at),
         )
 
     def notifications(self, *, state: str | None = None, hold_group: str | None = None) -> list[Notification]:
@@ -280,6 +291,10 @@ class Store:
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._query(f"SELECT * FROM notifications {where} ORDER BY id", params)  # noqa: S608
         return [_notification(row) for row in rows]
+
+    def held_groups(self) -> list[str]:
+        rows = self._query("SELECT DISTINCT hold_group FROM notifications WHERE state = 'held' ORDER BY hold_group")
+        return [row["hold_group"] for row in rows]
 
     def claim_due_notifications(self, now: float, limit: int) -> list[Notification]:
         """Move due notifications to `sending` so that no other pass picks them again."""
@@ -331,4 +346,5 @@ def _notification(row: sqlite3.Row) -> Notification:
         hold_group=row["hold_group"],
         last_result=row["last_result"],
         created_at=row["created_at"],
+        emitted_at=row["emitted_at"],
     )

@@ -3,11 +3,15 @@
 import re
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import requests
 
+# A card expiry date that stays in the future whenever the tests run (MM/YY).
+FUTURE_EXPIRY = f"12/{(datetime.now(UTC).year + 2) % 100:02d}"
 
-def pay_on_page(confirmation_url: str, card_number: str, *, expiry: str = "12/30") -> requests.Response:
+
+def pay_on_page(confirmation_url: str, card_number: str, *, expiry: str = FUTURE_EXPIRY) -> requests.Response:
     """Open the page, submit the card form (and the 3-D Secure form when asked); return the last answer."""
     page = requests.get(confirmation_url, timeout=5)
     page.raise_for_status()
@@ -65,7 +69,7 @@ def make_token(
     **claims,
 ) -> str:
     """A token as the cinema's Auth service issues it (signed with the test JWT_SECRET by default)."""
-    from datetime import UTC, datetime, timedelta
+    from datetime import timedelta
 
     import jwt
     from django.conf import settings

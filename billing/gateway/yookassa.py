@@ -43,7 +43,7 @@ class YooKassaGateway:
             params["save_payment_method"] = payment.save_payment_method
         if payment.receipt is not None:
             params["receipt"] = _receipt(payment.receipt)
-        answer = self._client.post("/payments", PaymentRequest(params), idempotence_key=idempotence_key)
+        answer = self._client.post("/payments", params, idempotence_key=idempotence_key, checked_as=PaymentRequest)
         return _payment(answer)
 
     def get_payment(self, provider_payment_id: str) -> ProviderPayment:
@@ -70,9 +70,12 @@ class YooKassaGateway:
     def capture_payment(
         self, provider_payment_id: str, *, amount: Money | None = None, idempotence_key: str
     ) -> ProviderPayment:
-        body = CapturePaymentRequest({"amount": _amount(amount)}) if amount is not None else None
+        body = {"amount": _amount(amount)} if amount is not None else None
         answer = self._client.post(
-            f"/payments/{_segment(provider_payment_id)}/capture", body, idempotence_key=idempotence_key
+            f"/payments/{_segment(provider_payment_id)}/capture",
+            body,
+            idempotence_key=idempotence_key,
+            checked_as=CapturePaymentRequest if body is not None else None,
         )
         return _payment(answer)
 
@@ -90,7 +93,7 @@ class YooKassaGateway:
             params["metadata"] = dict(refund.metadata)
         if refund.receipt is not None:
             params["receipt"] = _receipt(refund.receipt)
-        answer = self._client.post("/refunds", RefundRequest(params), idempotence_key=idempotence_key)
+        answer = self._client.post("/refunds", params, idempotence_key=idempotence_key, checked_as=RefundRequest)
         return _refund(answer)
 
     def get_refund(self, provider_refund_id: str) -> ProviderRefund:
@@ -117,6 +120,7 @@ def _segment(object_id: str) -> str:
 
 
 def _amount(money: Money) -> dict:
+    # A string, from the Decimal: the API's own format, and no float on the way.
     return {"value": f"{money.amount:.2f}", "currency": money.currency}
 
 

@@ -1,6 +1,7 @@
 """The one module that touches the `yookassa` SDK, with its traps removed.
 
-- The SDK sets no HTTP timeout: every call here is bounded by a connect and a read timeout.
+- The SDK sets no HTTP timeout: every call here is bounded by a connect and a read timeout, and
+  as a whole by the call timeout, however slowly an answer trickles in (see `deadline`).
 - The SDK invents a random Idempotence-Key per call: here a POST requires the caller's key.
 - `Configuration.configure()` resets the URL to production when not given one, and is global:
   the client here takes its endpoint and credentials from its own config on every call.
@@ -28,6 +29,7 @@ from billing.errors import (
     ProviderRejected,
     ProviderUnavailable,
 )
+from billing.gateway.deadline import CallDeadline, call_deadline, deadline_session
 
 logger = logging.getLogger("billing.gateway")
 
@@ -42,6 +44,8 @@ class YooKassaConfig:
     api_url: str
     connect_timeout: float
     read_timeout: float
+    # The whole call, from connecting to the last byte of the answer.
+    call_timeout: float
 
 
 class _BoundedApiClient(ApiClient):
@@ -54,18 +58,13 @@ class _BoundedApiClient(ApiClient):
         self.shop_password = config.secret_key
         self.auth_token = None
         self._timeout = Timeout(connect=config.connect_timeout, read=config.read_timeout)
+        self._call_timeout = config.call_timeout
 
-    def request(self, method="", path="", query_params=None, headers=None, body=None) -> dict:
-        if isinstance(body, RequestObject):
-            try:
-                body.validate()
-            except ValueError as exc:
-                raise ProviderRejected(f"Request refused before sending: {exc}") from exc
-            body = dict(body)
+    def request(self, method="", path="", query_params=None, headers=None, body: dict | None = None) -> dict:
         request_headers = self.prepare_request_headers(headers)
         started = time.monotonic()
         try:
-            with requests.Session() as session:
+            with call_deadline(self._call_timeout) as deadline, deadline_session() as session:
                 response = session.request(
                     method,
                     self.endpoint + path,
@@ -76,7 +75,11 @@ class _BoundedApiClient(ApiClient):
                 )
         except requests.RequestException as exc:
             _log(method, path, headers, f"failed: {type(exc).__name__}", started)
-            raise _transport_error(exc) from exc
+            raise _transport_error(exc, deadline) from exc
+        if deadline.expired:
+            # Cut short, an answer can still parse: headers end at the cut, and the body with them.
+            _log(method, path, headers, f"cut at {deadline.seconds} s", started)
+            raise _timed_out(deadline)
         _log(method, path, headers, response.status_code, started)
         if response.status_code != 200:
             raise _http_error(response)
@@ -100,20 +103,45 @@ class YooKassaClient:
     def get(self, path: str, params: dict | None = None) -> dict:
         return _BoundedApiClient(self.config).request(HttpVerb.GET, path, query_params=params)
 
-    def post(self, path: str, body: RequestObject | dict | None, *, idempotence_key: str) -> dict:
+    def post(
+        self,
+        path: str,
+        body: dict | None,
+        *,
+        idempotence_key: str,
+        checked_as: type[RequestObject] | None = None,
+    ) -> dict:
+        """POST `body` as it is; `checked_as` is the SDK request model that validates it first.
+
+        The model only validates: sent, it would carry amounts through float (`Amount.value`).
+        """
         if not isinstance(idempotence_key, str) or not _IDEMPOTENCE_KEY.match(idempotence_key):
             raise ValueError(f"Idempotence-Key must be 1-64 characters of [0-9A-Za-z+-_.], got {idempotence_key!r}.")
+        if checked_as is not None:
+            try:
+                checked_as(body).validate()
+            except (TypeError, ValueError) as exc:
+                raise ProviderRejected(f"Request refused before sending: {exc}") from exc
         return _BoundedApiClient(self.config).request(
             HttpVerb.POST, path, headers={"Idempotence-Key": idempotence_key}, body=body
         )
 
 
-def _transport_error(exc: requests.RequestException) -> GatewayError:
+def _transport_error(exc: requests.RequestException, deadline: CallDeadline) -> GatewayError:
     if isinstance(exc, requests.ConnectTimeout) or _never_connected(exc):
         return ProviderUnavailable(f"Could not reach YooKassa: {type(exc).__name__}.")
+    if deadline.expired:
+        return _timed_out(deadline)
     if isinstance(exc, requests.Timeout):
         return ProviderOutcomeUnknown("YooKassa did not answer in time; the request may have been carried out.")
     return ProviderOutcomeUnknown(f"The connection to YooKassa failed mid-request ({type(exc).__name__}).")
+
+
+def _timed_out(deadline: CallDeadline) -> ProviderOutcomeUnknown:
+    return ProviderOutcomeUnknown(
+        f"YooKassa did not answer in time (a call may take {deadline.seconds} s at most); "
+        "the request may have been carried out."
+    )
 
 
 def _never_connected(exc: requests.RequestException) -> bool:

@@ -188,24 +188,27 @@ YOOKASSA_PRODUCTION_API_URL = "https://api.yookassa.ru/v3"
 _real_shop_id = env.str("YOOKASSA_SHOP_ID", default="")
 _real_secret_key = env.str("YOOKASSA_SECRET_KEY", default="")
 YOOKASSA_HAS_REAL_CREDENTIALS = bool(_real_shop_id or _real_secret_key)
+# Without credentials the sandbox, here; production.py insists on being told so (YOOKASSA_SANDBOX=true).
 YOOKASSA_SANDBOX = env.bool("YOOKASSA_SANDBOX", default=not YOOKASSA_HAS_REAL_CREDENTIALS)
+
+# The local run's web server listens here (Procfile.local); the sandbox notifies it there.
+WEB_PORT = env.int("WEB_PORT", default=8000)
 
 # The sandbox (sandbox/) is our emulator of YooKassa API v3. Its credentials are public test
 # values that only it accepts; they are never real YooKassa secrets.
 YOOKASSA_SANDBOX_HOST = env.str("YOOKASSA_SANDBOX_HOST", default="127.0.0.1")
 YOOKASSA_SANDBOX_PORT = env.int("YOOKASSA_SANDBOX_PORT", default=8001)
-YOOKASSA_SANDBOX_PUBLIC_URL = env.str(
-    "YOOKASSA_SANDBOX_PUBLIC_URL", default=f"http://127.0.0.1:{YOOKASSA_SANDBOX_PORT}"
-)
+# The sandbox as browsers reach it; empty = where it listens (so `runsandbox --port` moves it too).
+YOOKASSA_SANDBOX_PUBLIC_URL = env.str("YOOKASSA_SANDBOX_PUBLIC_URL", default="")
 YOOKASSA_SANDBOX_NOTIFICATION_URL = env.str(
-    "YOOKASSA_SANDBOX_NOTIFICATION_URL", default="http://127.0.0.1:8000/webhooks/yookassa/"
+    "YOOKASSA_SANDBOX_NOTIFICATION_URL", default=f"http://127.0.0.1:{WEB_PORT}/webhooks/yookassa/"
 )
 YOOKASSA_SANDBOX_STATE_FILE = env.str("YOOKASSA_SANDBOX_STATE_FILE", default=str(BASE_DIR / "var" / "sandbox.sqlite3"))
 
 if YOOKASSA_SANDBOX:
     YOOKASSA_SHOP_ID = env.str("YOOKASSA_SANDBOX_SHOP_ID", default="100500")
     YOOKASSA_SECRET_KEY = env.str("YOOKASSA_SANDBOX_SECRET_KEY", default="test_sandbox_key")
-    _default_api_url = f"{YOOKASSA_SANDBOX_PUBLIC_URL}/v3"
+    _default_api_url = f"{YOOKASSA_SANDBOX_PUBLIC_URL or f'http://127.0.0.1:{YOOKASSA_SANDBOX_PORT}'}/v3"
 else:
     YOOKASSA_SHOP_ID = _real_shop_id
     YOOKASSA_SECRET_KEY = _real_secret_key
@@ -236,9 +239,12 @@ YOOKASSA_TRUSTED_NETWORKS = env.list(
 # The reverse proxies in front of the service (CIDRs; none by default). Only a request from one of
 # them has its X-Forwarded-For read, from the right, for the address notifications are checked by.
 YOOKASSA_TRUSTED_PROXIES = env.list("YOOKASSA_TRUSTED_PROXIES", default=[])
-# The SDK sets no HTTP timeout at all; the gateway bounds every call with these (seconds).
+# The SDK sets no HTTP timeout at all; the gateway bounds every call with these (seconds): the
+# connection, each wait for the next bytes of the answer, and the whole call, so that an answer
+# trickling in a byte at a time cannot hold a worker for longer than YOOKASSA_CALL_TIMEOUT.
 YOOKASSA_CONNECT_TIMEOUT = env.float("YOOKASSA_CONNECT_TIMEOUT", default=5.0)
 YOOKASSA_READ_TIMEOUT = env.float("YOOKASSA_READ_TIMEOUT", default=15.0)
+YOOKASSA_CALL_TIMEOUT = env.float("YOOKASSA_CALL_TIMEOUT", default=YOOKASSA_CONNECT_TIMEOUT + YOOKASSA_READ_TIMEOUT)
 
 # --- Checkout ---------------------------------------------------------------------------------
 
@@ -308,7 +314,7 @@ def validate(settings: dict) -> None:
     elif not settings["YOOKASSA_SANDBOX"]:
         raise ImproperlyConfigured(
             "YOOKASSA_SANDBOX is off but no YooKassa credentials are configured: "
-            "set YOOKASSA_SHOP_ID and YOOKASSA_SECRET_KEY."
+            "set YOOKASSA_SHOP_ID and YOOKASSA_SECRET_KEY, or YOOKASSA_SANDBOX=true."
         )
     if settings["LIVE_PAYMENT_RECHECK_SECONDS"] <= 0:
         raise ImproperlyConfigured("LIVE_PAYMENT_RECHECK_SECONDS must be a positive number of seconds.")
@@ -318,6 +324,8 @@ def validate(settings: dict) -> None:
         )
     for name in ("YOOKASSA_TRUSTED_NETWORKS", "YOOKASSA_TRUSTED_PROXIES"):
         _check_networks(name, settings[name])
+    if not settings["YOOKASSA_CALL_TIMEOUT"] > 0:
+        raise ImproperlyConfigured("YOOKASSA_CALL_TIMEOUT must be a positive number of seconds.")
     if not settings["DEBUG"] and not settings["JWT_PUBLIC_KEY"] and len(settings["JWT_SECRET"]) < 32:
         raise ImproperlyConfigured(
             "Viewers cannot be authenticated: set JWT_PUBLIC_KEY (RS256), or JWT_SECRET (HS256, 32+ characters)."

@@ -441,7 +441,7 @@ def test_receipts_carry_the_viewers_email_and_the_vat_code(viewer, plan, sandbox
     assert [
         (item["description"], item["vat_code"], item["amount"], item["quantity"])
         for item in create.body["receipt"]["items"]
-    ] == [("Basic, 1 month", 4, {"value": "299.00", "currency": "RUB"}, "1.0")]
+    ] == [("Basic, 1 month", 4, {"value": "299.00", "currency": "RUB"}, "1")]
 
 
 def test_receipts_need_an_email(viewer, plan, settings):

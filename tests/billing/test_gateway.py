@@ -6,8 +6,10 @@ import time
 from decimal import Decimal
 
 import pytest
+import requests
 
 from billing.errors import ProviderObjectNotFound, ProviderOutcomeUnknown, ProviderRejected, ProviderUnavailable
+from billing.gateway.deadline import call_deadline, deadline_session
 from billing.gateway.interface import (
     Cancellation,
     NewPayment,
@@ -24,13 +26,19 @@ from sandbox.faults import ApiEffect, ApiFault
 from tests.helpers import pay_on_page
 
 READ_TIMEOUT = 0.5
+CALL_TIMEOUT = 1.5
 RUB_299 = Money.of("299.00", "RUB")
 
 
 def _gateway(api_url: str, shop_id: str, secret_key: str) -> YooKassaGateway:
     return YooKassaGateway(
         YooKassaConfig(
-            shop_id=shop_id, secret_key=secret_key, api_url=api_url, connect_timeout=1.0, read_timeout=READ_TIMEOUT
+            shop_id=shop_id,
+            secret_key=secret_key,
+            api_url=api_url,
+            connect_timeout=1.0,
+            read_timeout=READ_TIMEOUT,
+            call_timeout=CALL_TIMEOUT,
         )
     )
 
@@ -127,6 +135,89 @@ def test_a_revoked_method_charge_is_canceled_with_permission_revoked(gateway, sa
     assert renewal.cancellation.reason == "permission_revoked"
 
 
+def _authorized(gateway, key: str):
+    """A two-step payment the payer has paid, waiting for the shop to capture or cancel it."""
+    payment = gateway.create_payment(_checkout(capture=False), idempotence_key=key)
+    pay_on_page(payment.confirmation_url, "5555555555554444")
+    authorized = gateway.get_payment(payment.id)
+    assert authorized.status is ProviderPaymentStatus.WAITING_FOR_CAPTURE
+    return authorized
+
+
+def test_capture_without_an_amount_takes_the_whole_payment(gateway, sandbox):
+    payment = _authorized(gateway, "hold-full")
+
+    captured = gateway.capture_payment(payment.id, idempotence_key="capture-full")
+
+    assert captured.id == payment.id
+    assert captured.status is ProviderPaymentStatus.SUCCEEDED
+    assert captured.amount == RUB_299
+    assert captured.captured_at is not None
+    assert gateway.get_payment(payment.id).status is ProviderPaymentStatus.SUCCEEDED
+
+
+def test_capture_of_part_takes_only_that_part(gateway, sandbox):
+    payment = _authorized(gateway, "hold-part")
+
+    captured = gateway.capture_payment(payment.id, amount=Money.of("199.50", "RUB"), idempotence_key="capture-part")
+
+    assert captured.status is ProviderPaymentStatus.SUCCEEDED
+    assert captured.amount == Money.of("199.50", "RUB")
+    assert gateway.get_payment(payment.id).amount == Money.of("199.50", "RUB")
+
+
+def test_a_repeated_capture_with_the_same_key_is_the_same_capture(gateway, sandbox):
+    payment = _authorized(gateway, "hold-repeat")
+    first = gateway.capture_payment(payment.id, amount=Money.of("100.00", "RUB"), idempotence_key="capture-once")
+
+    again = gateway.capture_payment(payment.id, amount=Money.of("100.00", "RUB"), idempotence_key="capture-once")
+
+    assert again == first
+
+
+def test_cancel_releases_the_hold_with_the_merchants_reason(gateway, sandbox):
+    payment = _authorized(gateway, "hold-cancel")
+
+    canceled = gateway.cancel_payment(payment.id, idempotence_key="cancel-1")
+
+    assert canceled.status is ProviderPaymentStatus.CANCELED
+    assert canceled.paid is False
+    assert canceled.cancellation == Cancellation(party="merchant", reason="canceled_by_merchant")
+    assert gateway.get_payment(payment.id).status is ProviderPaymentStatus.CANCELED
+
+
+@pytest.mark.parametrize("operation", ["capture", "cancel"])
+def test_capture_or_cancel_in_the_wrong_status_is_a_rejection_that_changes_nothing(gateway, sandbox, operation):
+    pending = gateway.create_payment(_checkout(capture=False), idempotence_key="not-paid-yet")
+    call = {
+        "capture": lambda: gateway.capture_payment(pending.id, idempotence_key="too-early"),
+        "cancel": lambda: gateway.cancel_payment(pending.id, idempotence_key="too-early"),
+    }[operation]
+
+    with pytest.raises(ProviderRejected) as error:
+        call()
+
+    assert error.value.outcome_known is True
+    assert error.value.http_status == 400
+    assert error.value.provider_code == "invalid_request"
+    assert gateway.get_payment(pending.id).status is ProviderPaymentStatus.PENDING
+
+
+def test_capture_above_the_authorized_amount_is_a_rejection(gateway, sandbox):
+    payment = _authorized(gateway, "hold-too-much")
+
+    with pytest.raises(ProviderRejected) as error:
+        gateway.capture_payment(payment.id, amount=Money.of("299.01", "RUB"), idempotence_key="capture-too-much")
+
+    assert error.value.parameter == "amount"
+    assert gateway.get_payment(payment.id).status is ProviderPaymentStatus.WAITING_FOR_CAPTURE
+
+
+def test_capture_of_an_unknown_payment_is_a_rejection(gateway, sandbox):
+    with pytest.raises(ProviderRejected):
+        gateway.capture_payment("00000000-000f-5000-8000-000000000000", idempotence_key="capture-nothing")
+
+
 def test_receipt_data_is_accepted(gateway, sandbox):
     receipt = Receipt(
         customer_email="viewer@example.com",
@@ -136,6 +227,15 @@ def test_receipt_data_is_accepted(gateway, sandbox):
     payment = gateway.create_payment(_checkout(receipt=receipt), idempotence_key="with-receipt")
 
     assert payment.raw["receipt_registration"] == "pending"
+
+
+def test_a_request_the_sdk_finds_invalid_is_refused_before_any_call(gateway, sandbox):
+    receipt = Receipt(customer_email="", items=(ReceiptItem(description="Plan", unit_price=RUB_299, vat_code=1),))
+
+    with pytest.raises(ProviderRejected, match="refused before sending"):
+        gateway.create_payment(_checkout(receipt=receipt), idempotence_key="bad-receipt")
+
+    assert sandbox.store.count_payments() == 0
 
 
 def test_refund_is_created_read_and_listed(gateway, sandbox):
@@ -272,6 +372,53 @@ def test_a_slow_read_is_bounded_too(gateway, sandbox):
     assert time.monotonic() - started < READ_TIMEOUT + 0.5
 
 
+def test_an_answer_trickling_in_is_cut_at_the_call_timeout_and_the_retry_finds_the_payment(gateway, sandbox):
+    # Every byte comes well within the read timeout: only a bound on the whole call ends this one.
+    sandbox.faults.add(ApiFault(ApiEffect.TRICKLE, kind="payments.create", delay=READ_TIMEOUT / 5))
+
+    started = time.monotonic()
+    with pytest.raises(ProviderOutcomeUnknown) as error:
+        gateway.create_payment(_checkout(), idempotence_key="trickle-1")
+    elapsed = time.monotonic() - started
+    retried = gateway.create_payment(_checkout(), idempotence_key="trickle-1")
+
+    assert CALL_TIMEOUT <= elapsed < CALL_TIMEOUT + 0.5
+    assert error.value.outcome_known is False
+    assert "did not answer in time" in str(error.value)
+    assert sandbox.store.count_payments() == 1
+    assert retried.id == sandbox.store.recent_payments(1)[0]["id"]
+
+
+def test_a_trickling_read_is_bounded_too(gateway, sandbox):
+    payment = gateway.create_payment(_checkout(), idempotence_key="trickle-read")
+    sandbox.faults.add(ApiFault(ApiEffect.TRICKLE, kind="payments.get", delay=READ_TIMEOUT / 5))
+
+    started = time.monotonic()
+    with pytest.raises(ProviderOutcomeUnknown):
+        gateway.get_payment(payment.id)
+
+    assert time.monotonic() - started < CALL_TIMEOUT + 0.5
+
+
+def test_a_call_whose_time_is_up_before_it_connects_sends_nothing(sandbox):
+    with call_deadline(0.01) as deadline:
+        time.sleep(0.05)
+        with deadline_session() as session, pytest.raises(requests.ConnectTimeout):
+            session.post(
+                f"{sandbox.api_url}/payments",
+                json={
+                    "amount": {"value": "1.00", "currency": "RUB"},
+                    "confirmation": {"type": "redirect", "return_url": "https://cinema.example/return"},
+                },
+                headers={"Idempotence-Key": "too-late"},
+                auth=(sandbox.config.shop_id, sandbox.config.secret_key),
+                timeout=1,
+            )
+
+    assert deadline.expired is True
+    assert sandbox.store.count_payments() == 0
+
+
 def test_a_dropped_connection_after_the_operation_is_outcome_unknown(gateway, sandbox):
     sandbox.faults.add(ApiFault(ApiEffect.DROP, kind="payments.create", applied=True))
 
@@ -320,10 +467,15 @@ def test_an_unreadable_200_is_outcome_unknown(gateway, sandbox, monkeypatch):
 
 
 def test_money_never_goes_through_float(gateway, sandbox):
-    amount = Money(Decimal("12345678.91"), "RUB")
+    # 16 significant digits, which a float cannot hold: the SDK's Amount model would send ...9.94.
+    # (Up to NUMERIC(12,2)'s 9999999999.99 a float round-trips, so only a longer amount can tell.)
+    amount = Money(Decimal("90071992547409.93"), "RUB")
+    receipt = Receipt(customer_email="viewer@example.com", items=(ReceiptItem("Plan", unit_price=amount, vat_code=1),))
 
-    payment = gateway.create_payment(_checkout(amount=amount), idempotence_key="big-amount")
+    payment = gateway.create_payment(_checkout(amount=amount, receipt=receipt), idempotence_key="big-amount")
 
+    [received] = sandbox.store.recent_payments(1)
+    assert received["amount"] == {"value": "90071992547409.93", "currency": "RUB"}
     assert payment.amount == amount
 
 

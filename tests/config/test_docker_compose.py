@@ -8,11 +8,14 @@ instead of silently dropping a value in production.
 import importlib
 import json
 import re
+import secrets
 import shlex
 from pathlib import Path
 
 import yaml
 from django.core.management import get_commands
+
+from tests.config.test_settings import load_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
@@ -142,6 +145,17 @@ def test_the_sandbox_is_optional_and_web_reaches_it_by_service_name():
     assert "8001:8001" in services["sandbox"]["ports"]
 
 
+def test_only_the_sandbox_service_turns_the_sandbox_on_and_the_rest_of_the_stack_is_told_so():
+    services = load_compose()["services"]
+
+    assert services["sandbox"]["environment"]["YOOKASSA_SANDBOX"] == "true"
+    for name in ("migrate", "web", "worker"):
+        # Passed on from the shell or .env, never defaulted: production refuses a silent sandbox.
+        assert "YOOKASSA_SANDBOX" in services[name]["environment"], name
+        assert services[name]["environment"]["YOOKASSA_SANDBOX"] is None, name
+    assert "YOOKASSA_SANDBOX=true docker compose --profile sandbox up" in COMPOSE_FILE.read_text()
+
+
 def test_daphne_commands_serve_a_real_asgi_application():
     commands = [command for command in every_command(load_compose()) if command.startswith("daphne ")]
 
@@ -219,6 +233,23 @@ def test_dockerfile_installs_the_project_from_pyproject_and_runs_unprivileged():
     assert users[-1] not in ("root", "0")
     assert ("EXPOSE", "8000") in instructions
     assert {".venv", "var", ".git", ".env"} <= set(dockerignore)
+
+
+def test_the_image_builds_its_static_files_with_settings_that_start():
+    [collectstatic] = [
+        arguments
+        for instruction, arguments in dockerfile_instructions()
+        if instruction == "RUN" and "manage.py collectstatic" in arguments
+    ]
+    # NAME="$(python -c '...')" is a throwaway secret made in the step; NAME=value is set as it is.
+    generated = re.findall(r"(\w+)=\"\$\(python -c '[^']*'\)\"", collectstatic)
+    given = dict(re.findall(r"(?:^|\s)(\w+)=(\w+)(?=\s)", collectstatic))
+
+    env = {name: secrets.token_urlsafe(64) for name in generated} | given
+    loaded = load_settings("config.settings.production", ["STATIC_ROOT", "STORAGES"], env)
+
+    assert {"SECRET_KEY", "JWT_SECRET"} <= env.keys()
+    assert loaded["STORAGES"]["staticfiles"]["BACKEND"] == "whitenoise.storage.CompressedManifestStaticFilesStorage"
 
 
 def test_the_readme_documents_every_variable_the_settings_read():

@@ -21,6 +21,8 @@ GOOD_SECRET_KEY = secrets.token_urlsafe(48)  # 64 characters
 # What production needs besides YooKassa: a real SECRET_KEY and a way to verify viewers' tokens.
 PRODUCTION = {"SECRET_KEY": GOOD_SECRET_KEY, "JWT_SECRET": secrets.token_urlsafe(32)}
 REAL_CREDENTIALS = {"YOOKASSA_SHOP_ID": "123456", "YOOKASSA_SECRET_KEY": "live_not-a-real-secret"}
+# Production without real credentials runs only on a sandbox it was told to use.
+ON_THE_SANDBOX = {"YOOKASSA_SANDBOX": "true"}
 SUBPROCESS_TIMEOUT = 60
 
 # Prepended to every child's code: local.py's read_env() becomes a no-op, so a developer's .env
@@ -93,6 +95,17 @@ def test_local_settings_start_with_an_empty_environment_on_local_backends_and_th
     assert loaded["YOOKASSA_API_URL"] == "http://127.0.0.1:8001/v3"
 
 
+def test_moving_the_local_ports_moves_everything_that_points_at_them():
+    names = ["YOOKASSA_API_URL", "YOOKASSA_SANDBOX_PUBLIC_URL", "YOOKASSA_SANDBOX_NOTIFICATION_URL"]
+
+    loaded = load_settings("config.settings.local", names, {"WEB_PORT": "9000", "YOOKASSA_SANDBOX_PORT": "9001"})
+
+    assert loaded["YOOKASSA_API_URL"] == "http://127.0.0.1:9001/v3"
+    # Unset: runsandbox hands out payment pages where it really listens (its --host and --port).
+    assert loaded["YOOKASSA_SANDBOX_PUBLIC_URL"] == ""
+    assert loaded["YOOKASSA_SANDBOX_NOTIFICATION_URL"] == "http://127.0.0.1:9000/webhooks/yookassa/"
+
+
 def test_database_url_configures_postgresql_without_connecting():
     env = {"DATABASE_URL": "postgres://u:p@db.example:5432/billing"}
 
@@ -129,6 +142,24 @@ def test_mailgun_api_key_switches_email_to_anymail_mailgun():
     assert loaded["ANYMAIL"]["MAILGUN_API_KEY"] == "key-not-a-real-mailgun-key"
 
 
+def test_a_yookassa_call_is_bounded_as_a_whole_by_connect_plus_read_unless_told():
+    names = ["YOOKASSA_CONNECT_TIMEOUT", "YOOKASSA_READ_TIMEOUT", "YOOKASSA_CALL_TIMEOUT"]
+
+    default = load_settings("config.settings.local", names)
+    following = load_settings("config.settings.local", names, {"YOOKASSA_READ_TIMEOUT": "30"})
+    explicit = load_settings("config.settings.local", names, {"YOOKASSA_CALL_TIMEOUT": "7.5"})
+
+    assert default == {"YOOKASSA_CONNECT_TIMEOUT": 5.0, "YOOKASSA_READ_TIMEOUT": 15.0, "YOOKASSA_CALL_TIMEOUT": 20.0}
+    assert following["YOOKASSA_CALL_TIMEOUT"] == 35.0
+    assert explicit["YOOKASSA_CALL_TIMEOUT"] == 7.5
+
+
+def test_a_yookassa_call_timeout_of_zero_refuses_to_start():
+    returncode, _, stderr = run_settings("config.settings.local", ["DEBUG"], {"YOOKASSA_CALL_TIMEOUT": "0"})
+
+    assert_refuses(returncode, stderr, "YOOKASSA_CALL_TIMEOUT must be a positive number of seconds")
+
+
 # --- production: SECRET_KEY -------------------------------------------------------------------
 
 
@@ -156,7 +187,9 @@ def test_production_refuses_to_start_with_a_long_django_insecure_secret_key():
 def test_production_starts_with_a_random_64_character_secret_key():
     assert len(GOOD_SECRET_KEY) == 64
 
-    loaded = load_settings("config.settings.production", ["DEBUG", "SECRET_KEY", "SECURE_SSL_REDIRECT"], PRODUCTION)
+    loaded = load_settings(
+        "config.settings.production", ["DEBUG", "SECRET_KEY", "SECURE_SSL_REDIRECT"], {**PRODUCTION, **ON_THE_SANDBOX}
+    )
 
     assert loaded["DEBUG"] is False
     assert loaded["SECRET_KEY"] == GOOD_SECRET_KEY
@@ -175,6 +208,7 @@ def test_production_verifies_viewers_with_rs256_when_given_a_public_key():
     env = {
         "SECRET_KEY": GOOD_SECRET_KEY,
         "JWT_PUBLIC_KEY": "-----BEGIN PUBLIC KEY-----\\nMIIB\\n-----END PUBLIC KEY-----",
+        **ON_THE_SANDBOX,
     }
 
     loaded = load_settings("config.settings.production", ["JWT_ALGORITHM", "JWT_PUBLIC_KEY"], env)
@@ -249,6 +283,39 @@ def test_only_a_yookassa_secret_key_refuses_to_start():
     assert_refuses(returncode, stderr, "Set both YOOKASSA_SHOP_ID and YOOKASSA_SECRET_KEY")
 
 
+def test_production_without_credentials_refuses_to_fall_back_to_the_sandbox():
+    returncode, _, stderr = run_settings("config.settings.production", ["YOOKASSA_SANDBOX"], PRODUCTION)
+
+    assert_refuses(
+        returncode,
+        stderr,
+        "No YooKassa credentials are configured",
+        "or YOOKASSA_SANDBOX=true to run against the YooKassa sandbox on purpose",
+    )
+
+
+def test_production_runs_on_the_sandbox_when_told_to():
+    names = ["YOOKASSA_SANDBOX", "YOOKASSA_API_URL", "YOOKASSA_SHOP_ID", "YOOKASSA_TRUSTED_NETWORKS"]
+
+    loaded = load_settings("config.settings.production", names, {**PRODUCTION, **ON_THE_SANDBOX})
+
+    assert loaded["YOOKASSA_SANDBOX"] is True
+    assert loaded["YOOKASSA_API_URL"] == "http://127.0.0.1:8001/v3"
+    assert loaded["YOOKASSA_SHOP_ID"] == "100500"
+    assert "10.0.0.0/8" in loaded["YOOKASSA_TRUSTED_NETWORKS"]
+
+
+def test_production_with_real_credentials_trusts_only_yookassas_networks():
+    loaded = load_settings(
+        "config.settings.production", ["YOOKASSA_TRUSTED_NETWORKS"], {**PRODUCTION, **REAL_CREDENTIALS}
+    )
+
+    assert "185.71.76.0/27" in loaded["YOOKASSA_TRUSTED_NETWORKS"]
+    assert not {"127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"} & set(
+        loaded["YOOKASSA_TRUSTED_NETWORKS"]
+    )
+
+
 def test_sandbox_off_without_credentials_refuses_to_start():
     env = {**PRODUCTION, "YOOKASSA_SANDBOX": "false"}
 
@@ -261,11 +328,11 @@ def test_sandbox_off_without_credentials_refuses_to_start():
 
 
 def test_production_trusts_no_proxy_unless_told_and_reads_the_ones_it_is_told():
-    untold = load_settings("config.settings.production", ["YOOKASSA_TRUSTED_PROXIES"], PRODUCTION)
+    untold = load_settings("config.settings.production", ["YOOKASSA_TRUSTED_PROXIES"], {**PRODUCTION, **ON_THE_SANDBOX})
     told = load_settings(
         "config.settings.production",
         ["YOOKASSA_TRUSTED_PROXIES"],
-        {**PRODUCTION, "YOOKASSA_TRUSTED_PROXIES": "10.0.0.0/24,2001:db8::1"},
+        {**PRODUCTION, **ON_THE_SANDBOX, "YOOKASSA_TRUSTED_PROXIES": "10.0.0.0/24,2001:db8::1"},
     )
 
     assert untold["YOOKASSA_TRUSTED_PROXIES"] == []
@@ -274,7 +341,7 @@ def test_production_trusts_no_proxy_unless_told_and_reads_the_ones_it_is_told():
 
 @pytest.mark.parametrize("vat_code", ["0", "13", "-1"])
 def test_a_vat_code_yookassa_does_not_have_refuses_to_start(vat_code):
-    env = {**PRODUCTION, "YOOKASSA_RECEIPTS": "true", "YOOKASSA_VAT_CODE": vat_code}
+    env = {**PRODUCTION, **ON_THE_SANDBOX, "YOOKASSA_RECEIPTS": "true", "YOOKASSA_VAT_CODE": vat_code}
 
     returncode, _, stderr = run_settings("config.settings.production", ["YOOKASSA_VAT_CODE"], env)
 
@@ -283,7 +350,7 @@ def test_a_vat_code_yookassa_does_not_have_refuses_to_start(vat_code):
 
 @pytest.mark.parametrize("vat_code", ["1", "12"])
 def test_vat_codes_from_1_to_12_start(vat_code):
-    env = {**PRODUCTION, "YOOKASSA_RECEIPTS": "true", "YOOKASSA_VAT_CODE": vat_code}
+    env = {**PRODUCTION, **ON_THE_SANDBOX, "YOOKASSA_RECEIPTS": "true", "YOOKASSA_VAT_CODE": vat_code}
 
     loaded = load_settings("config.settings.production", ["YOOKASSA_VAT_CODE"], env)
 
@@ -292,7 +359,7 @@ def test_vat_codes_from_1_to_12_start(vat_code):
 
 @pytest.mark.parametrize("name", ["YOOKASSA_TRUSTED_NETWORKS", "YOOKASSA_TRUSTED_PROXIES"])
 def test_a_trusted_network_that_is_not_a_network_refuses_to_start(name):
-    env = {**PRODUCTION, name: "185.71.76.0/27,185.71.76.0/33"}
+    env = {**PRODUCTION, **ON_THE_SANDBOX, name: "185.71.76.0/27,185.71.76.0/33"}
 
     returncode, _, stderr = run_settings("config.settings.production", [name], env)
 
@@ -335,7 +402,11 @@ def test_get_gateway_follows_overridden_yookassa_settings(settings):
     settings.YOOKASSA_API_URL = "http://second.example/v3"
     second = get_gateway()
 
+    settings.YOOKASSA_CALL_TIMEOUT = 3.5
+    third = get_gateway()
+
     assert first._client.config.api_url == "http://first.example/v3"
+    assert third._client.config.call_timeout == 3.5
     assert second._client.config.api_url == "http://second.example/v3"
 
 

@@ -23,6 +23,9 @@ class WebhookReceiver:
                     status = receiver.answers.pop(0) if receiver.answers else 200
                     receiver.arrived.notify_all()
                 self.send_response(status)
+                if 300 <= status < 400:
+                    # Back to this very receiver: followed, the redirect would end in a 200.
+                    self.send_header("Location", receiver.url)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 

@@ -9,6 +9,7 @@ from jsonschema.exceptions import ValidationError, best_match
 from jsonschema_path import SchemaPath
 from openapi_schema_validator import OAS30Validator
 
+from sandbox.emulator import RefundOutcome
 from sandbox.faults import ApiEffect, ApiFault
 from tests.helpers import pay_on_page
 
@@ -16,6 +17,8 @@ SPEC_FILE = Path(__file__).resolve().parents[2] / "sandbox" / "openapi" / "yooka
 RETURN_URL = "https://cinema.example/return"
 SUCCESS_CARD = "5555555555554444"
 DECLINED_CARD = "5555555555554600"  # insufficient_funds
+THREE_D_SECURE_CARD = "5555555555554477"
+THREE_D_SECURE_DECLINED_CARD = "5555555555554592"  # 3d_secure_failed
 RECEIPT = {
     "customer": {"email": "v@example.com"},
     "items": [
@@ -267,6 +270,58 @@ def test_payment_list_pages_match_the_spec(spec, sandbox):
     assert_matches_spec(spec, "/payments", "get", 200, second.json())
 
 
+def _get_payment_matching_the_spec(spec, sandbox, payment_id: str) -> dict:
+    response = _get(sandbox, f"/payments/{payment_id}")
+    payment = _ok(response)
+    assert_matches_spec(spec, "/payments/{payment_id}", "get", 200, payment)
+    return payment
+
+
+@pytest.mark.parametrize(
+    ("card", "status", "reason"),
+    [(THREE_D_SECURE_CARD, "succeeded", None), (THREE_D_SECURE_DECLINED_CARD, "canceled", "3d_secure_failed")],
+    ids=["3ds-passed", "3ds-declined"],
+)
+def test_payment_through_3_d_secure_matches_the_spec(spec, sandbox, card, status, reason):
+    created = _create_payment(sandbox, f"key-3ds-{status}")
+    pay_on_page(created["confirmation"]["confirmation_url"], card)
+
+    payment = _get_payment_matching_the_spec(spec, sandbox, created["id"])
+
+    assert payment["status"] == status
+    assert payment.get("cancellation_details", {}).get("reason") == reason
+
+
+def test_charge_of_a_revoked_card_matches_the_spec(spec, sandbox):
+    saved = _paid_payment(sandbox, "key-save", save_payment_method=True)
+    sandbox.emulator.revoke_payment_method(saved["payment_method"]["id"])
+    params = _payment_params(payment_method_id=saved["payment_method"]["id"])
+    del params["confirmation"]
+
+    charge = _ok(_post(sandbox, "/payments", params, "key-revoked"))
+
+    assert charge["cancellation_details"] == {"party": "yoo_money", "reason": "permission_revoked"}
+    assert_matches_spec(spec, "/payments", "post", 200, charge)
+    _get_payment_matching_the_spec(spec, sandbox, charge["id"])
+
+
+@pytest.mark.parametrize(
+    ("capture", "reason"),
+    [(True, "expired_on_confirmation"), (False, "expired_on_capture")],
+    ids=["unpaid", "never-captured"],
+)
+def test_expired_payment_matches_the_spec(spec, sandbox, capture, reason):
+    created = _create_payment(sandbox, f"key-expire-{reason}", capture=capture)
+    if not capture:
+        pay_on_page(created["confirmation"]["confirmation_url"], SUCCESS_CARD)
+
+    sandbox.emulator.expire_payment(created["id"])
+
+    payment = _get_payment_matching_the_spec(spec, sandbox, created["id"])
+    assert payment["status"] == "canceled"
+    assert payment["cancellation_details"]["reason"] == reason
+
+
 # --- refunds ----------------------------------------------------------------------------------------
 
 
@@ -296,6 +351,62 @@ def test_refund_and_refund_list_match_the_spec(spec, sandbox):
     assert_matches_spec(spec, "/refunds/{refund_id}", "get", 200, refund.json())
     assert payment["refunded_amount"] == {"value": "200.00", "currency": "RUB"}
     assert_matches_spec(spec, "/payments/{payment_id}", "get", 200, payment)
+
+
+@pytest.mark.parametrize("outcome", [RefundOutcome.PENDING, RefundOutcome.CANCELED])
+def test_pending_and_canceled_refunds_match_the_spec(spec, sandbox, outcome):
+    payment = _paid_payment(sandbox, "key-pay")
+    sandbox.emulator.refund_outcome = outcome
+
+    created = _ok(_refund(sandbox, payment["id"], "key-r1"))
+    read = _ok(_get(sandbox, f"/refunds/{created['id']}"))
+    listed = _ok(_get(sandbox, "/refunds", payment_id=payment["id"]))
+
+    assert created["status"] == read["status"] == outcome.value
+    assert_matches_spec(spec, "/refunds", "post", 200, created)
+    assert_matches_spec(spec, "/refunds/{refund_id}", "get", 200, read)
+    assert_matches_spec(spec, "/refunds", "get", 200, listed)
+
+
+def test_pending_refund_settled_as_canceled_matches_the_spec(spec, sandbox):
+    payment = _paid_payment(sandbox, "key-pay")
+    sandbox.emulator.refund_outcome = RefundOutcome.PENDING
+    refund = _ok(_refund(sandbox, payment["id"], "key-r1"))
+
+    sandbox.emulator.settle_refund(refund["id"], "canceled")
+
+    settled = _ok(_get(sandbox, f"/refunds/{refund['id']}"))
+    assert settled["cancellation_details"]["party"] == "refund_network"
+    assert_matches_spec(spec, "/refunds/{refund_id}", "get", 200, settled)
+
+
+# --- notifications ------------------------------------------------------------------------------------
+
+
+def test_objects_inside_notifications_match_the_spec(spec, sandbox, receiver):
+    # waiting_for_capture and succeeded (captured), a decline, and a refund.
+    held = _paid_payment(sandbox, "key-hold", capture=False)
+    _ok(_post(sandbox, f"/payments/{held['id']}/capture", {}, "key-capture"))
+    _paid_payment(sandbox, "key-declined", card=DECLINED_CARD)
+    _ok(_refund(sandbox, held["id"], "key-r1"))
+
+    notifications = receiver.wait_for(4)
+
+    events = spec / "components" / "schemas" / "NotificationEventType"
+    objects = {
+        "payment": spec / "components" / "schemas" / "Payment",
+        "refund": spec / "components" / "schemas" / "Refund",
+    }
+    assert sorted(body["event"] for body in notifications) == [
+        "payment.canceled",
+        "payment.succeeded",
+        "payment.waiting_for_capture",
+        "refund.succeeded",
+    ]
+    for body in notifications:
+        assert body["type"] == "notification"
+        assert_matches_schema(events, body["event"])
+        assert_matches_schema(objects[body["event"].split(".")[0]], body["object"])
 
 
 # --- the shop -----------------------------------------------------------------------------------------
@@ -347,6 +458,25 @@ def test_unknown_payment_error_matches_the_spec(spec, sandbox):
     body = _error(response, 404)
     assert body["code"] == "not_found"
     assert_matches_spec(spec, "/payments/{payment_id}", "get", 404, body)
+
+
+def test_unknown_refund_error_matches_the_spec(spec, sandbox):
+    response = _get(sandbox, "/refunds/00000000-0015-5000-8000-000000000000")
+
+    body = _error(response, 404)
+    assert body["code"] == "not_found"
+    assert_matches_spec(spec, "/refunds/{refund_id}", "get", 404, body)
+
+
+def test_forbidden_error_matches_the_spec(spec, sandbox):
+    card = {"number": SUCCESS_CARD, "expiry_year": "2040", "expiry_month": "12", "csc": "123"}
+    params = _payment_params(payment_method_data={"type": "bank_card", "card": card})
+
+    response = _post(sandbox, "/payments", params, "key-raw-card")
+
+    body = _error(response, 403)
+    assert body["code"] == "forbidden"
+    assert_matches_spec(spec, "/payments", "post", 403, body)
 
 
 def test_too_many_requests_error_matches_the_spec(spec, sandbox):

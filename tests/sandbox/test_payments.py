@@ -1,15 +1,18 @@
 """The sandbox as the official `yookassa` SDK sees it: payments, idempotence, test cards, saved cards."""
 
+import json
+import re
+import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
-from yookassa import Configuration, Payment
+from yookassa import Configuration, Payment, Refund
 from yookassa.domain.exceptions import BadRequestError, ForbiddenError, NotFoundError, UnauthorizedError
 
 from sandbox.cards import TEST_CARDS
-from tests.helpers import pay_on_page
+from tests.helpers import FUTURE_EXPIRY, pay_on_page
 
 pytestmark = pytest.mark.usefixtures("sdk")
 
@@ -93,6 +96,37 @@ def test_idempotence_key_longer_than_64_characters_is_refused(sandbox):
     assert sandbox.store.count_payments() == 0
 
 
+@pytest.mark.parametrize("key", ["has space", "key#1", "a/b", "a:b", "clé", "key\tx"])
+def test_idempotence_key_with_other_characters_is_refused(sandbox, key):
+    response = requests.post(
+        f"{sandbox.api_url}/payments",
+        json=_params(),
+        headers={"Idempotence-Key": key},
+        auth=(sandbox.config.shop_id, sandbox.config.secret_key),
+        timeout=5,
+    )
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_request"
+    assert response.json()["parameter"] == "Idempotence-Key"
+    assert sandbox.store.count_payments() == 0
+
+
+def test_the_keys_billing_and_the_sdk_make_are_accepted(sandbox):
+    # billing's payment-<uuid> and refund-<uuid>, and the SDK's own uuid4 when none is passed.
+    payment = Payment.create(_params(), f"payment-{uuid.uuid4()}")
+    pay_on_page(payment.confirmation.confirmation_url, "5555555555554444")
+
+    refund = Refund.create(
+        {"payment_id": payment.id, "amount": {"value": "1.00", "currency": "RUB"}}, f"refund-{uuid.uuid4()}"
+    )
+    unkeyed = Payment.create(_params())
+
+    assert refund.status == "succeeded"
+    assert unkeyed.status == "pending"
+    assert Payment.create(_params(), "a+b-c_d.e" * 7).status == "pending"
+
+
 def test_wrong_credentials_get_401(sandbox):
     Configuration.configure(sandbox.config.shop_id, "wrong-secret", api_url=sandbox.api_url)
 
@@ -108,6 +142,58 @@ def test_missing_authorization_header_gets_401(sandbox):
 
     assert response.status_code == 401
     assert response.json()["description"] == "Authorization header not found"
+
+
+@pytest.mark.parametrize("path", ["/nothing-here", "/payments/x/refund", "/refunds/x/capture"])
+def test_an_unknown_path_asks_for_credentials_first(sandbox, path):
+    anonymous = requests.get(f"{sandbox.api_url}{path}", timeout=5)
+    known = requests.get(
+        f"{sandbox.api_url}{path}", auth=(sandbox.config.shop_id, sandbox.config.secret_key), timeout=5
+    )
+
+    assert anonymous.status_code == 401
+    assert anonymous.json()["code"] == "invalid_credentials"
+    assert known.status_code == 404
+
+
+def test_a_wrong_method_asks_for_credentials_first(sandbox):
+    anonymous = requests.delete(f"{sandbox.api_url}/payments", timeout=5)
+    known = requests.delete(
+        f"{sandbox.api_url}/payments", auth=(sandbox.config.shop_id, sandbox.config.secret_key), timeout=5
+    )
+
+    assert anonymous.status_code == 401
+    assert known.status_code == 405
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"Content-Type": "application/x-www-form-urlencoded"}, {"Content-Type": "text/plain"}, {}],
+    ids=["form", "text", "none"],
+)
+def test_a_post_that_is_not_json_is_415_and_does_nothing(sandbox, headers):
+    response = requests.post(
+        f"{sandbox.api_url}/payments",
+        data=json.dumps(_params()),
+        headers={"Idempotence-Key": "key-not-json", **headers},
+        auth=(sandbox.config.shop_id, sandbox.config.secret_key),
+        timeout=5,
+    )
+
+    assert response.status_code == 415
+    assert sandbox.store.count_payments() == 0
+
+
+def test_a_json_post_with_a_charset_is_fine(sandbox):
+    response = requests.post(
+        f"{sandbox.api_url}/payments",
+        data=json.dumps(_params()).encode(),
+        headers={"Idempotence-Key": "key-charset", "Content-Type": "application/json; charset=utf-8"},
+        auth=(sandbox.config.shop_id, sandbox.config.secret_key),
+        timeout=5,
+    )
+
+    assert response.status_code == 200
 
 
 def test_unknown_payment_is_404(sandbox):
@@ -173,7 +259,9 @@ def test_unknown_card_number_leaves_the_payment_pending(sandbox):
     payment = Payment.create(_params(), "key-unknown-card")
 
     answer = requests.post(
-        payment.confirmation.confirmation_url, data={"card_number": "1234567812345678", "expiry": "12/30"}, timeout=5
+        payment.confirmation.confirmation_url,
+        data={"card_number": "1234567812345678", "expiry": FUTURE_EXPIRY},
+        timeout=5,
     )
 
     assert answer.status_code == 400
@@ -192,13 +280,76 @@ def test_expired_card_date_is_asked_again(sandbox):
     assert Payment.find_one(payment.id).status == "pending"
 
 
+def test_a_form_with_only_the_card_number_pays_with_a_future_expiry(sandbox):
+    payment = Payment.create(_params(), "key-number-only")
+
+    answer = requests.post(
+        payment.confirmation.confirmation_url,
+        data={"card_number": "5555 5555 5555 4444"},
+        allow_redirects=False,
+        timeout=5,
+    )
+
+    assert answer.status_code == 303
+    paid = Payment.find_one(payment.id)
+    assert paid.status == "succeeded"
+    card = paid.payment_method.card
+    assert (int(card.expiry_year), int(card.expiry_month)) > (datetime.now(UTC).year, datetime.now(UTC).month)
+
+
+def test_a_three_d_secure_card_with_only_its_number_goes_through_three_d_secure(sandbox):
+    payment = Payment.create(_params(), "key-number-only-3ds")
+    url = payment.confirmation.confirmation_url
+
+    answer = requests.post(url, data={"card_number": "5555555555554477"}, allow_redirects=False, timeout=5)
+    confirmed = requests.post(f"{url}/3ds", data={"code": "123456"}, allow_redirects=False, timeout=5)
+
+    assert answer.status_code == 200
+    assert "3-D Secure" in answer.text
+    assert confirmed.status_code == 303
+    assert Payment.find_one(payment.id).authorization_details.three_d_secure.applied is True
+
+
+@pytest.mark.parametrize("csc", ["12", "12345", "abc"])
+def test_a_malformed_security_code_is_asked_again(sandbox, csc):
+    payment = Payment.create(_params(), f"key-csc-{csc}")
+
+    answer = requests.post(
+        payment.confirmation.confirmation_url,
+        data={"card_number": "5555555555554444", "expiry": FUTURE_EXPIRY, "csc": csc},
+        timeout=5,
+    )
+
+    assert answer.status_code == 400
+    assert "Card csc is illegal" in answer.text
+    assert Payment.find_one(payment.id).status == "pending"
+
+
+def test_the_page_offers_an_expiry_date_in_the_future_whatever_the_year(sandbox):
+    sandbox.config.clock = lambda: datetime(2031, 6, 1, 12, 0, tzinfo=UTC)
+    payment = Payment.create(_params(), "key-page-expiry")
+
+    page = requests.get(payment.confirmation.confirmation_url, timeout=5)
+    month, year = re.search(r'name="expiry"[^>]*value="(\d\d)/(\d\d)"', page.text).groups()
+    paid = requests.post(
+        payment.confirmation.confirmation_url,
+        data={"card_number": "5555555555554444", "expiry": f"{month}/{year}", "csc": "123"},
+        allow_redirects=False,
+        timeout=5,
+    )
+
+    assert (2000 + int(year), int(month)) > (2031, 6)
+    assert paid.status_code == 303
+    assert Payment.find_one(payment.id).status == "succeeded"
+
+
 def test_paying_twice_on_the_page_charges_once(sandbox):
     payment = Payment.create(_params(), "key-pay-twice")
     pay_on_page(payment.confirmation.confirmation_url, "5555555555554444")
 
     again = requests.post(
         payment.confirmation.confirmation_url,
-        data={"card_number": "5555555555554600", "expiry": "12/30"},
+        data={"card_number": "5555555555554600", "expiry": FUTURE_EXPIRY},
         allow_redirects=False,
         timeout=5,
     )
@@ -342,7 +493,11 @@ def test_list_pages_newest_first_with_a_cursor(sandbox):
 
 
 def test_list_filters_by_status_and_creation_time(sandbox):
+    # A second apart on the sandbox's clock: created in one millisecond, the two would tie on created_at.
+    first_moment = datetime.now(UTC).replace(microsecond=0)
+    sandbox.config.clock = lambda: first_moment
     pending = Payment.create(_params(), "key-f1")
+    sandbox.config.clock = lambda: first_moment + timedelta(seconds=1)
     paid = Payment.create(_params(), "key-f2")
     pay_on_page(paid.confirmation.confirmation_url, "5555555555554444")
 

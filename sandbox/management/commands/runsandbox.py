@@ -27,14 +27,21 @@ class Command(BaseCommand):
             secret_key=settings.YOOKASSA_SECRET_KEY,
             host=options["host"],
             port=options["port"],
-            public_url=settings.YOOKASSA_SANDBOX_PUBLIC_URL,
+            # Unset, the server fills in the address it really listens on (--host, --port).
+            public_url=settings.YOOKASSA_SANDBOX_PUBLIC_URL or None,
             notification_url=options["notification_url"] or None,
             state_file=options["state_file"],
         )
         server = SandboxServer(config)
         self.stdout.write(
-            f"YooKassa sandbox on {server.url} (API {config.public_url}/v3, shopId {config.shop_id}); "
-            f"notifications to {config.notification_url}"
+            f"YooKassa sandbox listening on {server.url}: API {config.public_url}/v3 (shopId {config.shop_id}), "
+            f"payment pages {config.public_url}/checkout/...; notifications to {config.notification_url}"
         )
+        if f"{config.public_url}/v3" != settings.YOOKASSA_API_URL:
+            self.stdout.write(
+                f"Note: this service is configured for {settings.YOOKASSA_API_URL}; to move both, "
+                "set YOOKASSA_SANDBOX_PORT instead of --port."
+            )
+        self.stdout.flush()
         with contextlib.suppress(KeyboardInterrupt):
             server.serve_forever()

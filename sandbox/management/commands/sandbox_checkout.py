@@ -5,8 +5,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from billing.errors import GatewayError
-from billing.gateway import get_gateway
+from billing.gateway import get_gateway, yookassa_config
 from billing.gateway.interface import NewPayment
+from billing.gateway.yookassa import YooKassaGateway
 from billing.money import Money
 
 
@@ -19,13 +20,22 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--amount", type=Decimal, default=Decimal("299.00"))
         parser.add_argument("--description", default="Sandbox checkout")
-        parser.add_argument("--return-url", default="http://127.0.0.1:8000/healthz")
+        parser.add_argument("--return-url", default=f"http://127.0.0.1:{settings.WEB_PORT}/healthz")
+        parser.add_argument(
+            "--port",
+            type=int,
+            help="the port of a sandbox started with `runsandbox --port` (default: the configured YOOKASSA_API_URL)",
+        )
 
     def handle(self, *args, **options) -> None:
         if not settings.YOOKASSA_SANDBOX:
             raise CommandError("Real YooKassa credentials are configured: this command only talks to the sandbox.")
+        if options["port"] is None:
+            gateway = get_gateway()
+        else:
+            gateway = YooKassaGateway(yookassa_config(api_url=f"http://127.0.0.1:{options['port']}/v3"))
         try:
-            payment = get_gateway().create_payment(
+            payment = gateway.create_payment(
                 NewPayment(
                     amount=Money.of(options["amount"], "RUB"),
                     description=options["description"],
