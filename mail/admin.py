@@ -2,12 +2,13 @@
 
 from django.contrib import admin, messages
 
+from billing.admin import ReadOnlyAdmin
 from mail.models import Email, EmailStatus
 from mail.services import email_send_again
 
 
 @admin.register(Email)
-class EmailAdmin(admin.ModelAdmin):
+class EmailAdmin(ReadOnlyAdmin):
     list_display = ["recipient", "template", "status", "attempts", "created_at", "sent_at", "delivery_status"]
     list_filter = ["status", "template", "delivery_status"]
     search_fields = ["recipient", "event__viewer_id"]
@@ -20,18 +21,6 @@ class EmailAdmin(admin.ModelAdmin):
         ("Content", {"fields": ["subject", "body_text", "body_html"]}),
         (None, {"fields": ["created_at", "updated_at"]}),
     ]
-
-    def get_readonly_fields(self, request, obj=None) -> list[str]:
-        return [field.name for field in self.model._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def has_send_again_permission(self, request) -> bool:
         return request.user.has_perm("mail.change_email")

@@ -12,7 +12,7 @@ from graphql_api.auth import Viewer
 from plans.demo import plan_load_demo_catalog
 from sandbox.config import SandboxConfig, utc_now
 from sandbox.server import SandboxServer
-from tests.helpers import GraphQLClient, SandboxCall, SeenAtYooKassa, make_token
+from tests.helpers import GraphQLClient, SandboxCall, SeenAtYooKassa, make_token, subscribe_and_pay
 
 
 def _on_postgres() -> bool:
@@ -118,6 +118,12 @@ def plans(db):
 @pytest.fixture
 def plan(plans):
     return plans["basic-monthly"]
+
+
+@pytest.fixture
+def active(viewer, plan, sandbox):
+    """An active Basic subscription (299.00 RUB a month), just paid with a card YooKassa saved."""
+    return subscribe_and_pay(viewer, plan)
 
 
 @pytest.fixture

@@ -7,6 +7,9 @@ from datetime import UTC, datetime
 
 import requests
 
+# YooKassa's test cards: one that pays, one that is declined for insufficient funds.
+SUCCESS_CARD = "5555555555554444"
+DECLINE_CARD = "5555555555554600"
 # A card expiry date that stays in the future whenever the tests run (MM/YY).
 FUTURE_EXPIRY = f"12/{(datetime.now(UTC).year + 2) % 100:02d}"
 
@@ -113,3 +116,14 @@ def start_checkout(viewer, plan, **overrides):
         "idempotency_key": None,
     }
     return services.subscription_start_checkout(**(arguments | overrides))
+
+
+def subscribe_and_pay(viewer, plan, card: str = SUCCESS_CARD):
+    """Check out `plan` and pay on the sandbox's page with `card`: the subscription as billing left it."""
+    from billing import services
+
+    payment = start_checkout(viewer, plan).payment
+    pay_on_page(payment.confirmation_url, card)
+    subscription = services.payment_refresh(provider_payment_id=payment.provider_payment_id).subscription
+    subscription.refresh_from_db()
+    return subscription

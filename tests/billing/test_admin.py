@@ -11,16 +11,8 @@ from billing.models import BillingEvent, Refund, RefundInitiator, RefundStatus, 
 from billing.money import Money
 from billing.services import renewals
 from sandbox.emulator import RefundOutcome
-from tests.helpers import pay_on_page, start_checkout
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sandbox")]
-
-
-@pytest.fixture
-def active(viewer, plan):
-    payment = start_checkout(viewer, plan).payment
-    pay_on_page(payment.confirmation_url, "5555555555554444")
-    return services.payment_refresh(provider_payment_id=payment.provider_payment_id).subscription
 
 
 @pytest.fixture

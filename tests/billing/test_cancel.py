@@ -39,16 +39,6 @@ from tests.helpers import SeenAtYooKassa, pay_on_page, start_checkout
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sandbox")]
 
 
-@pytest.fixture
-def active(viewer, plan):
-    """An active Basic subscription (299.00 RUB, one month), just paid."""
-    payment = start_checkout(viewer, plan).payment
-    pay_on_page(payment.confirmation_url, "5555555555554444")
-    payment = services.payment_refresh(provider_payment_id=payment.provider_payment_id)
-    payment.subscription.refresh_from_db()
-    return payment.subscription
-
-
 def cancel(viewer, subscription, mode=CancelMode.NOW_WITH_REFUND, key=None):
     return services.subscription_cancel(
         viewer_id=viewer.id, subscription_id=subscription.pk, mode=mode, idempotency_key=key

@@ -31,7 +31,7 @@ from billing.money import Money
 from billing.services import CancelMode, refunds, renewals
 from sandbox.emulator import RefundOutcome
 from sandbox.faults import ApiEffect, ApiFault, NotificationEffect, NotificationFault
-from tests.helpers import GraphQLClient, eventually, pay_on_page, start_checkout
+from tests.helpers import GraphQLClient, eventually
 from webhooks.models import NotificationOutcome, YooKassaNotification
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -55,17 +55,6 @@ def server(live_server, sandbox):
     """The live server, able to accept every simultaneous client of these tests (see the checkout's)."""
     live_server.thread.httpd.socket.listen(256)
     return live_server
-
-
-@pytest.fixture
-def active(viewer, plan, sandbox) -> Subscription:
-    """An active Basic subscription (299.00 RUB, one month), just paid."""
-    payment = start_checkout(viewer, plan).payment
-    pay_on_page(payment.confirmation_url, SUCCESS_CARD)
-    payment = services.payment_refresh(provider_payment_id=payment.provider_payment_id)
-    subscription = Subscription.objects.get(pk=payment.subscription_id)
-    assert subscription.status == SubscriptionStatus.ACTIVE
-    return subscription
 
 
 def _in_parallel(count: int, call) -> list:

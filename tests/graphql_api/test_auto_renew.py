@@ -27,15 +27,6 @@ mutation($input: RemovePaymentMethodInput!) {
 """
 
 
-@pytest.fixture
-def active(viewer, plan):
-    payment = start_checkout(viewer, plan).payment
-    pay_on_page(payment.confirmation_url, "5555555555554444")
-    subscription = services.payment_refresh(provider_payment_id=payment.provider_payment_id).subscription
-    subscription.refresh_from_db()
-    return subscription
-
-
 def set_auto_renew(graphql, token, subscription, enabled):
     variables = {"input": {"subscriptionId": to_base64("PlanSubscription", subscription.pk), "enabled": enabled}}
     return graphql.execute(SET_AUTO_RENEW, variables, token=token)["data"]["setAutoRenew"]

@@ -30,15 +30,6 @@ mutation($input: CancelSubscriptionInput!) {
 
 
 @pytest.fixture
-def active(viewer, plan):
-    payment = start_checkout(viewer, plan).payment
-    pay_on_page(payment.confirmation_url, "5555555555554444")
-    subscription = services.payment_refresh(provider_payment_id=payment.provider_payment_id).subscription
-    subscription.refresh_from_db()
-    return subscription
-
-
-@pytest.fixture
 def thirty_days_paid_on_1_march(viewer, plans, sandbox):
     """Basic billed every 30 days, paid on 1 March 2026 at noon (UTC) on both clocks."""
     plan = plans["basic-monthly"]

@@ -5,38 +5,18 @@ from django.core import mail
 from django.core.cache import cache
 from django.utils import timezone
 
-from billing import services
 from billing.models import BillingEvent, Subscription, SubscriptionStatus
 from billing.services.events import event_record
 from mail import tasks
 from mail.models import Email
 from mail.receivers import DELIVERY_DEBOUNCE_KEY
 from mail.services import email_create_for_events
-from tests.helpers import pay_on_page, start_checkout
-
-SUCCESS_CARD = "5555555555554444"
-DECLINE_CARD = "5555555555554600"  # insufficient_funds
 
 
 @pytest.fixture(autouse=True)
 def no_debounce_left_over():
     """A delivery enqueued by an earlier test must not hold back this test's."""
     cache.delete(DELIVERY_DEBOUNCE_KEY)
-
-
-def subscribe(viewer, plan, card=SUCCESS_CARD):
-    """Pay for `plan` on the sandbox's page with `card`; the subscription as billing left it."""
-    payment = start_checkout(viewer, plan).payment
-    pay_on_page(payment.confirmation_url, card)
-    subscription = services.payment_refresh(provider_payment_id=payment.provider_payment_id).subscription
-    subscription.refresh_from_db()
-    return subscription
-
-
-@pytest.fixture
-def active(viewer, plan, sandbox):
-    """Basic (299.00 RUB a month), paid with a saved card."""
-    return subscribe(viewer, plan)
 
 
 def deliver() -> list:

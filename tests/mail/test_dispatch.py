@@ -18,8 +18,8 @@ from mail import receivers
 from mail.models import Email, EmailStatus
 from mail.receivers import DELIVERY_DEBOUNCE_KEY
 from mail.services import email_create_for_events
-from tests.helpers import eventually
-from tests.mail.conftest import deliver, subscribe
+from tests.helpers import eventually, subscribe_and_pay
+from tests.mail.conftest import deliver
 
 
 def upcoming_notice(subscription: Subscription, amount: str = "299.00") -> BillingEvent:
@@ -122,7 +122,7 @@ def test_an_event_that_cannot_be_composed_is_logged_and_holds_up_no_other(live, 
 def test_a_billing_change_delivers_its_email_as_soon_as_it_commits(
     viewer, sandbox, plan, django_capture_on_commit_callbacks
 ):
-    subscription = subscribe(viewer, plan)
+    subscription = subscribe_and_pay(viewer, plan)
     deliver()
     mail.outbox.clear()
 

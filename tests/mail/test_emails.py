@@ -14,7 +14,8 @@ from billing.services import CancelMode, lifecycle, renewals
 from billing.services.events import event_record
 from mail.models import Email, EmailStatus
 from sandbox.emulator import RefundOutcome
-from tests.mail.conftest import DECLINE_CARD, deliver, email_of, subscribe
+from tests.helpers import DECLINE_CARD, subscribe_and_pay
+from tests.mail.conftest import deliver, email_of
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sandbox")]
 
@@ -49,7 +50,7 @@ def renew_declined(subscription, sandbox, reason="insufficient_funds"):
 
 
 def test_activation_tells_the_amount_paid_and_the_period(viewer, plan):
-    subscription = subscribe(viewer, plan)
+    subscription = subscribe_and_pay(viewer, plan)
 
     [sent] = deliver()
 
@@ -67,7 +68,7 @@ def test_activation_tells_the_amount_paid_and_the_period(viewer, plan):
 
 def test_dates_are_shown_in_the_configured_time_zone(viewer, plan, settings):
     settings.TIME_ZONE = "Europe/Moscow"
-    subscription = subscribe(viewer, plan)
+    subscription = subscribe_and_pay(viewer, plan)
 
     [sent] = deliver()
 
@@ -78,7 +79,7 @@ def test_dates_are_shown_in_the_configured_time_zone(viewer, plan, settings):
 
 
 def test_a_declined_first_payment_tells_why_and_that_nothing_was_taken(viewer, plan):
-    subscribe(viewer, plan, card=DECLINE_CARD)
+    subscribe_and_pay(viewer, plan, card=DECLINE_CARD)
 
     [sent] = deliver()
 
@@ -275,7 +276,7 @@ def test_removing_the_card_is_told(viewer, active):
 
 
 def test_an_event_of_a_viewer_without_an_email_address_is_skipped(viewer, plan):
-    subscribe(dataclasses.replace(viewer, email=""), plan)
+    subscribe_and_pay(dataclasses.replace(viewer, email=""), plan)
 
     sent = deliver()
 
@@ -287,7 +288,7 @@ def test_an_event_of_a_viewer_without_an_email_address_is_skipped(viewer, plan):
 
 
 def test_events_that_tell_the_viewer_nothing_make_no_email(viewer, plan):
-    subscribe(viewer, plan)
+    subscribe_and_pay(viewer, plan)
 
     deliver()
 
@@ -300,7 +301,7 @@ def test_the_text_body_is_not_html_escaped_and_the_html_body_is(viewer, plan):
     plan.name = "Kids & <Family>"
     plan.save()
 
-    subscribe(viewer, plan)
+    subscribe_and_pay(viewer, plan)
     [sent] = deliver()
 
     assert "Your Kids & <Family> subscription is active" in sent.body

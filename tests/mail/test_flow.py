@@ -11,8 +11,7 @@ from strawberry.relay import to_base64
 from billing import clock, services
 from billing.services import CancelMode, renewals
 from mail.models import Email, EmailStatus
-from tests.helpers import GraphQLClient, eventually, pay_on_page
-from tests.mail.conftest import subscribe
+from tests.helpers import GraphQLClient, eventually, pay_on_page, subscribe_and_pay
 
 
 def run_mail_tasks() -> dict:
@@ -23,7 +22,7 @@ def run_mail_tasks() -> dict:
 @pytest.mark.django_db
 @pytest.mark.usefixtures("sandbox")
 def test_subscribe_renew_and_cancel_with_a_refund_send_one_email_each(viewer, plan):
-    subscription = subscribe(viewer, plan)
+    subscription = subscribe_and_pay(viewer, plan)
     renewed_until = plan.period.end_after(subscription.current_period_end)
     with clock.travel_to(subscription.current_period_end - timedelta(hours=2)):
         renewals.subscription_renew_due()

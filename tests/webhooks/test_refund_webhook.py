@@ -17,22 +17,12 @@ from billing.money import Money
 from billing.services import CancelMode
 from sandbox.emulator import RefundOutcome, new_object_id
 from sandbox.faults import ApiEffect, ApiFault
-from tests.helpers import pay_on_page, start_checkout
 from webhooks.models import NotificationOutcome, YooKassaNotification
 
 pytestmark = pytest.mark.django_db
 
 WEBHOOK_URL = "/webhooks/yookassa/"
 SUCCESS_CARD = "5555555555554444"
-
-
-@pytest.fixture
-def active(viewer, plan, sandbox) -> Subscription:
-    """An active Basic subscription (299.00 RUB, one month), just paid."""
-    payment = start_checkout(viewer, plan).payment
-    pay_on_page(payment.confirmation_url, SUCCESS_CARD)
-    payment = services.payment_refresh(provider_payment_id=payment.provider_payment_id)
-    return Subscription.objects.get(pk=payment.subscription_id)
 
 
 @pytest.fixture
