@@ -6,10 +6,10 @@ import logging
 from anymail.signals import EventType, tracking
 from django.core.cache import cache
 from django.dispatch import receiver
-from django_q.tasks import async_task
 
 from billing.models import BillingEvent
 from mail.messages import MAIL_EVENT_TYPES
+from mail.queueing import enqueue
 from mail.services import email_record_delivery
 
 logger = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ TRACKED_EVENTS = {
 def on_billing_event(event: BillingEvent) -> None:
     """Called by billing once the event is committed: deliver its email soon, not at the next schedule."""
     if event.type in MAIL_EVENT_TYPES and cache.add(DELIVERY_DEBOUNCE_KEY, True, timeout=DELIVERY_DEBOUNCE_SECONDS):
-        async_task("mail.tasks.deliver_emails")
+        enqueue("mail.tasks.deliver_emails")
 
 
 @receiver(tracking, dispatch_uid="mail.record_delivery")

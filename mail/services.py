@@ -25,11 +25,11 @@ from django.db import transaction
 from django.db.models import Exists, Min, OuterRef
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
-from django_q.tasks import async_task
 
 from billing.models import BillingEvent
 from mail.messages import MAIL_EVENT_TYPES, Message, message_compose
 from mail.models import CLAIMABLE_STATUSES, Email, EmailStatus
+from mail.queueing import enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -224,7 +224,7 @@ def email_send_again(*, email_ids: list[int]) -> int:
             status=EmailStatus.READY, attempts=0, next_attempt_at=now, updated_at=now
         )
         if count:
-            transaction.on_commit(lambda: async_task("mail.tasks.send_emails"), robust=True)
+            transaction.on_commit(lambda: enqueue("mail.tasks.send_emails"), robust=True)
     return count
 
 

@@ -1,18 +1,23 @@
 """From billing's outbox to Email rows: once per event, whoever dispatches and whenever it commits."""
 
 import logging
+import os
+import subprocess
+import sys
 import threading
+import uuid
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.core import mail
 from django.core.cache import cache
 from django.db import connection, connections, transaction
 from django.utils import timezone
-from django_q.models import Task
+from django_q.models import OrmQ, Task
 
 from billing import services
-from billing.models import BillingEvent, Subscription, SubscriptionStatus
+from billing.models import BillingEvent, PaymentMethod, Subscription, SubscriptionStatus
 from billing.services.events import event_record
 from mail import receivers
 from mail.models import Email, EmailStatus
@@ -274,3 +279,48 @@ def test_an_event_committed_after_later_ones_were_mailed_still_gets_its_email(li
     assert late["event"].pk < later.pk
     assert mailed_before_the_commit == [later.pk]
     assert sorted(Email.objects.values_list("event_id", flat=True)) == [late["event"].pk, later.pk]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_prompt_deliveries_enqueued_in_the_middle_of_a_billing_job_leave_its_connection_open(plans):
+    """django-q2's ORM broker closes the caller's connection when it enqueues in autocommit mode:
+    enqueued from a job that is still reading rows (the renewal notices iterate over a cursor),
+    that would kill the job. Run as the worker runs it, in a process of its own without inline tasks."""
+    period_end = timezone.now() + timedelta(days=1)
+    for number in range(3):
+        viewer_id = uuid.uuid4()
+        card = PaymentMethod.objects.create(
+            viewer_id=viewer_id, provider_method_id=f"card-{number}", type="bank_card", title="Bank card *4444"
+        )
+        Subscription.objects.create(
+            viewer_id=viewer_id,
+            viewer_email="viewer@example.com",
+            payment_method=card,
+            plan=plans["basic-monthly"],
+            status=SubscriptionStatus.ACTIVE,
+            auto_renew=True,
+            current_period_start=period_end - timedelta(days=30),
+            current_period_end=period_end,
+        )
+    db = connection.settings_dict
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.local",
+        "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+    }
+    job = "from billing.services import lifecycle; print(lifecycle.subscription_record_renewal_notices())"
+
+    completed = subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {job}"],
+        env=environment,
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.split()[-1] == "3"
+    assert Task.objects.filter(func="mail.tasks.deliver_emails").count() + OrmQ.objects.count() >= 1
