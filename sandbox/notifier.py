@@ -6,6 +6,7 @@ duplicate, delay, lose or reorder them.
 """
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -41,6 +42,9 @@ class Notifier:
         self._on_queued = on_queued
         # The delivery clock (seconds). Not config.clock, which tests move to make payments expire.
         self._now = now
+        # Deliveries whose POST has not been answered yet (see wait_idle).
+        self._in_flight = 0
+        self._idle = threading.Condition()
 
     def emit(self, event: str, obj: dict) -> None:
         """Queue the notification for `event` about `obj` (call inside the store's transaction)."""
@@ -107,7 +111,25 @@ class Notifier:
         due_at = self._store.next_notification_due()
         return None if due_at is None else max(0.0, due_at - self._now())
 
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no delivery is waiting for the shop's answer; False if one still is.
+
+        Tests stop deliveries (no notification URL) and then wait here, so that no webhook is
+        still at work in the service when its test database is emptied."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout=timeout)
+
     def _deliver(self, notification: Notification) -> None:
+        with self._idle:
+            self._in_flight += 1
+        try:
+            self._post(notification)
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+    def _post(self, notification: Notification) -> None:
         attempts = notification.attempts + 1
         try:
             response = requests.post(

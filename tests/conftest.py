@@ -49,6 +49,9 @@ def sandbox(sandbox_server, settings):
     settings.YOOKASSA_SHOP_ID = sandbox_server.config.shop_id
     settings.YOOKASSA_SECRET_KEY = sandbox_server.config.secret_key
     yield sandbox_server
+    # No webhook may still be at work in the service when the test's database is emptied.
+    sandbox_server.config.notification_url = None
+    assert sandbox_server.notifier.wait_idle(timeout=10), "a notification was still being delivered"
     sandbox_server.faults.clear()
     sandbox_server.config.clock = utc_now
 
