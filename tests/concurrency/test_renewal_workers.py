@@ -349,15 +349,13 @@ def test_two_janitors_at_once_settle_each_open_renewal_once(jobs, sandbox, plan,
     assert_renewed_once(subscriptions, plan)
 
 
-def test_a_renewal_committed_while_another_worker_looks_for_due_rows_is_not_opened_again(sandbox, plan, as_of):
-    """The two-process race, made certain: worker B's page query takes its snapshot while worker A
-    holds a subscription and is opening its renewal, and reaches the row after A committed and let
-    go. SKIP LOCKED then hands B a row that is no longer due; B must not open a second payment for it
-    (the unique index would refuse it and end B's whole batch with an IntegrityError)."""
-    [subscription] = seed_due_subscriptions(sandbox, plan, 1, as_of=as_of)
-    opened, problems = threading.Event(), []
+def run_while_a_worker_opens_a_renewal(subscription: Subscription, job, *, is_page_query):
+    """Run `job` so that its page query (the first SQL `is_page_query(sql, params)` accepts) takes
+    its snapshot while another worker holds `subscription` and opens its renewal payment, and reaches
+    the row only after that worker committed and let go. Returns what `job` returned."""
+    opened, problems, delayed = threading.Event(), [], []
 
-    def worker_a() -> None:
+    def worker() -> None:
         try:
             with transaction.atomic():
                 locked = (
@@ -367,31 +365,41 @@ def test_a_renewal_committed_while_another_worker_looks_for_due_rows_is_not_open
                 )
                 renewals._new_renewal_payment(locked)
                 opened.set()
-                time.sleep(0.5)  # commits while B's query is under way
+                time.sleep(0.5)  # commits while the job's page query is under way
         except Exception as error:
             problems.append(error)
         finally:
             opened.set()
             connections.close_all()
 
-    delayed = []
-
-    def snapshot_now_locks_later(execute, sql, params, many, context):
-        if "SKIP LOCKED" in sql and not delayed:
+    def snapshot_now_lock_later(execute, sql, params, many, context):
+        if not delayed and is_page_query(sql, params):
             delayed.append(sql)
             sql = sql.replace(" WHERE ", " WHERE pg_sleep(1.5) IS NOT NULL AND ", 1)
         return execute(sql, params, many, context)
 
-    with clock.travel_to(as_of):
-        a = threading.Thread(target=worker_a)
-        a.start()
-        assert opened.wait(timeout=10)
-        with connection.execute_wrapper(snapshot_now_locks_later):
-            report_b = renewals.subscription_renew_due()
-        a.join(timeout=10)
-
+    thread = threading.Thread(target=worker)
+    thread.start()
+    assert opened.wait(timeout=10)
+    with connection.execute_wrapper(snapshot_now_lock_later):
+        result = job()
+    thread.join(timeout=10)
     assert problems == []
     assert delayed, "the page query was not the one expected"
+    return result
+
+
+def test_a_renewal_committed_while_another_worker_looks_for_due_rows_is_not_opened_again(sandbox, plan, as_of):
+    """The two-process race, made certain: worker B's page query takes its snapshot while worker A
+    holds a subscription and is opening its renewal, and reaches the row after A committed and let
+    go. SKIP LOCKED then hands B a row that is no longer due; B must not open a second payment for it
+    (the unique index would refuse it and end B's whole batch with an IntegrityError)."""
+    [subscription] = seed_due_subscriptions(sandbox, plan, 1, as_of=as_of)
+    with clock.travel_to(as_of):
+        report_b = run_while_a_worker_opens_a_renewal(
+            subscription, renewals.subscription_renew_due, is_page_query=lambda sql, params: "SKIP LOCKED" in sql
+        )
+
     assert report_b.as_dict() == {"charged": 0, "succeeded": 0, "declined": 0, "unknown": 0, "failed": []}
     payment = Payment.objects.get(subscription=subscription)
     # A, alive after all, charges its payment: one charge, one extension.
@@ -412,44 +420,16 @@ def test_expiry_waits_for_a_charge_committed_while_it_looked_for_rows_to_end(san
     Subscription.objects.filter(pk=subscription.pk).update(
         status=SubscriptionStatus.PAST_DUE, auto_renew=False, renewal_failures=1, past_due_since=as_of
     )
-    opened, problems = threading.Event(), []
 
-    def worker() -> None:
-        try:
-            with transaction.atomic():
-                locked = (
-                    Subscription.objects.select_for_update(of=("self",))
-                    .select_related("plan", "payment_method")
-                    .get(pk=subscription.pk)
-                )
-                renewals._new_renewal_payment(locked)
-                opened.set()
-                time.sleep(0.5)  # commits while the expiry's grace query is under way
-        except Exception as error:
-            problems.append(error)
-        finally:
-            opened.set()
-            connections.close_all()
-
-    delayed = []
-
-    def grace_query_snapshot_now_locks_later(execute, sql, params, many, context):
+    def grace_rule_page_query(sql, params) -> bool:
         # The grace rule's page query is the one about past-due subscriptions only.
-        if "SKIP LOCKED" in sql and "past_due" in params and "active" not in params and not delayed:
-            delayed.append(sql)
-            sql = sql.replace(" WHERE ", " WHERE pg_sleep(1.5) IS NOT NULL AND ", 1)
-        return execute(sql, params, many, context)
+        return "SKIP LOCKED" in sql and "past_due" in params and "active" not in params
 
     with clock.travel_to(grace_over):
-        thread = threading.Thread(target=worker)
-        thread.start()
-        assert opened.wait(timeout=10)
-        with connection.execute_wrapper(grace_query_snapshot_now_locks_later):
-            ended = lifecycle.subscription_expire_due()
-        thread.join(timeout=10)
+        ended = run_while_a_worker_opens_a_renewal(
+            subscription, lifecycle.subscription_expire_due, is_page_query=grace_rule_page_query
+        )
 
-    assert problems == []
-    assert delayed, "the grace rule's query was not the one expected"
     assert ended["grace_period_over"] == 0
     assert Subscription.objects.get(pk=subscription.pk).status == SubscriptionStatus.PAST_DUE
     assert Payment.objects.get(subscription=subscription).status == PaymentStatus.CREATING
