@@ -127,3 +127,16 @@ def subscribe_and_pay(viewer, plan, card: str = SUCCESS_CARD):
     subscription = services.payment_refresh(provider_payment_id=payment.provider_payment_id).subscription
     subscription.refresh_from_db()
     return subscription
+
+
+def subscribe_and_pay_at(moment, viewer, plan, sandbox):
+    """`subscribe_and_pay` at `moment`, on billing's clock and YooKassa's (the sandbox's); from then
+    on the sandbox keeps billing's time."""
+    from billing import clock
+
+    sandbox.config.clock = lambda: moment
+    with clock.travel_to(moment):
+        subscription = subscribe_and_pay(viewer, plan)
+    sandbox.config.clock = clock.now
+    assert subscription.current_period_start == moment
+    return subscription

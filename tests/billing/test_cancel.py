@@ -34,7 +34,7 @@ from billing.services import CancelMode, lifecycle, reconciliation, renewals
 from graphql_api.auth import Viewer
 from sandbox.emulator import RefundOutcome
 from sandbox.faults import ApiEffect, ApiFault
-from tests.helpers import SeenAtYooKassa, pay_on_page, start_checkout
+from tests.helpers import SeenAtYooKassa, pay_on_page, start_checkout, subscribe_and_pay_at
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sandbox")]
 
@@ -47,20 +47,6 @@ def cancel(viewer, subscription, mode=CancelMode.NOW_WITH_REFUND, key=None):
 
 def days_after_start(subscription, days):
     return clock.travel_to(subscription.current_period_start + timedelta(days=days))
-
-
-def subscribed_at(moment, viewer, plan, sandbox):
-    """A subscription paid at `moment`, on billing's clock and YooKassa's (the sandbox's); from then
-    on the sandbox keeps billing's time."""
-    sandbox.config.clock = lambda: moment
-    with clock.travel_to(moment):
-        payment = start_checkout(viewer, plan).payment
-        pay_on_page(payment.confirmation_url, "5555555555554444")
-        subscription = services.payment_refresh(provider_payment_id=payment.provider_payment_id).subscription
-    sandbox.config.clock = clock.now
-    subscription.refresh_from_db()
-    assert subscription.current_period_start == moment
-    return subscription
 
 
 @pytest.fixture
@@ -182,7 +168,7 @@ PAID_ON_1_MARCH = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
     ids=["3 days", "10 days", "last day"],
 )
 def test_a_thirty_day_period_on_fixed_dates(viewer, thirty_days, sandbox, days_in, rule, amount):
-    subscription = subscribed_at(PAID_ON_1_MARCH, viewer, thirty_days, sandbox)
+    subscription = subscribe_and_pay_at(PAID_ON_1_MARCH, viewer, thirty_days, sandbox)
     # Today's price is not what was paid: the refund is of what was paid.
     thirty_days.price = Decimal("349.00")
     thirty_days.save()
@@ -211,7 +197,7 @@ def test_a_thirty_day_period_on_fixed_dates(viewer, thirty_days, sandbox, days_i
     ids=["January", "February", "leap-year February"],
 )
 def test_a_monthly_period_counts_its_real_days(viewer, plan, sandbox, paid_on, period_days, unused_days, amount):
-    subscription = subscribed_at(paid_on, viewer, plan, sandbox)
+    subscription = subscribe_and_pay_at(paid_on, viewer, plan, sandbox)
 
     with clock.travel_to(paid_on + timedelta(days=10)):
         quote, _ = services.subscription_refund_quote(subscription=subscription)
@@ -402,7 +388,7 @@ def test_an_operator_refunds_what_is_left_of_a_payment_without_touching_the_subs
 
 
 def test_after_a_cancellation_with_a_refund_the_quote_offers_nothing(viewer, thirty_days, sandbox):
-    subscription = subscribed_at(PAID_ON_1_MARCH, viewer, thirty_days, sandbox)
+    subscription = subscribe_and_pay_at(PAID_ON_1_MARCH, viewer, thirty_days, sandbox)
     with clock.travel_to(PAID_ON_1_MARCH + timedelta(days=10)):
         canceled = cancel(viewer, subscription)
 
@@ -420,7 +406,7 @@ def test_while_the_refund_that_ends_the_subscription_is_in_flight_the_quote_offe
     viewer, thirty_days, sandbox
 ):
     sandbox.emulator.refund_outcome = RefundOutcome.PENDING
-    subscription = subscribed_at(PAID_ON_1_MARCH, viewer, thirty_days, sandbox)
+    subscription = subscribe_and_pay_at(PAID_ON_1_MARCH, viewer, thirty_days, sandbox)
     with clock.travel_to(PAID_ON_1_MARCH + timedelta(days=10)):
         pending = cancel(viewer, subscription)
 
@@ -462,7 +448,7 @@ def test_the_quote_and_the_refund_come_from_the_payment_that_started_the_period(
 
 
 def test_after_a_renewal_the_renewal_is_quoted_and_refunded_on_its_own_period(viewer, plan, sandbox):
-    subscription = subscribed_at(PAID_ON_1_MARCH, viewer, plan, sandbox)
+    subscription = subscribe_and_pay_at(PAID_ON_1_MARCH, viewer, plan, sandbox)
     first_end = subscription.current_period_end  # 1 April
     plan.price = Decimal("349.00")
     plan.save()

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from strawberry.relay import to_base64
 
-from billing import clock, services
+from billing import clock
 from billing.models import Refund, RefundStatus, SubscriptionStatus
 from sandbox.emulator import RefundOutcome
-from tests.helpers import make_token, pay_on_page, start_checkout
+from tests.helpers import make_token, subscribe_and_pay_at
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sandbox")]
 
@@ -35,14 +35,7 @@ def thirty_days_paid_on_1_march(viewer, plans, sandbox):
     plan = plans["basic-monthly"]
     plan.period_unit, plan.period_count = "day", 30
     plan.save()
-    sandbox.config.clock = lambda: PAID_ON_1_MARCH
-    with clock.travel_to(PAID_ON_1_MARCH):
-        payment = start_checkout(viewer, plan).payment
-        pay_on_page(payment.confirmation_url, "5555555555554444")
-        subscription = services.payment_refresh(provider_payment_id=payment.provider_payment_id).subscription
-    sandbox.config.clock = clock.now
-    subscription.refresh_from_db()
-    return subscription
+    return subscribe_and_pay_at(PAID_ON_1_MARCH, viewer, plan, sandbox)
 
 
 def cancel(graphql, token, subscription_id, mode="NOW_WITH_REFUND", key=None):
