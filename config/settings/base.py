@@ -275,6 +275,65 @@ JWT_ALGORITHM = "RS256" if JWT_PUBLIC_KEY else "HS256"
 JWT_AUDIENCE = env.str("JWT_AUDIENCE", default="") or None
 JWT_ISSUER = env.str("JWT_ISSUER", default="") or None
 
+# --- Operators' admin: passwords, login lockout (django-axes), optional TOTP (django-otp) -----
+
+# The admin is django.contrib.admin on a site class that can require TOTP (admin_access/sites.py).
+INSTALLED_APPS = [
+    "admin_access.admin_config.OperatorAdminConfig" if app == "django.contrib.admin" else app for app in INSTALLED_APPS
+] + ["axes", "django_otp", "django_otp.plugins.otp_totp", "admin_access"]
+# OTPMiddleware after AuthenticationMiddleware (it marks request.user verified or not); axes' last,
+# as its docs require, so its lockout page passes through every other middleware on the way out.
+MIDDLEWARE = [*MIDDLEWARE, "django_otp.middleware.OTPMiddleware", "axes.middleware.AxesMiddleware"]
+AUTHENTICATION_BACKENDS = [
+    # Refuses a locked-out login before any password is checked; authenticates no one itself.
+    "admin_access.backends.AdminLoginLockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+# Applied by createsuperuser, changepassword and the admin's password forms (not by
+# `createsuperuser --noinput`, which takes DJANGO_SUPERUSER_PASSWORD as it is).
+ADMIN_PASSWORD_MIN_LENGTH = env.int("ADMIN_PASSWORD_MIN_LENGTH", default=12)
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": ADMIN_PASSWORD_MIN_LENGTH},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# A login is refused once this many failures were counted for the same username from the same
+# address within the cool-off; each further failure restarts it, and a success clears the count.
+# By username+address, not by either alone: an attacker cannot lock an operator out from their own
+# address (by username alone one could, from anywhere), nor lock out a whole office behind one NAT
+# (by address alone), while every address still gets only this many guesses per username.
+ADMIN_LOGIN_FAILURE_LIMIT = env.int("ADMIN_LOGIN_FAILURE_LIMIT", default=5)
+# 0 = a lock lifts only with `manage.py axes_reset...`.
+ADMIN_LOGIN_COOLOFF_MINUTES = env.int("ADMIN_LOGIN_COOLOFF_MINUTES", default=15)
+# axes' AXES_LOCKOUT_PARAMETERS, written as criteria separated by commas, each a "+"-joined
+# combination of username, ip_address and user_agent; a login is refused when any one is over the limit.
+ADMIN_LOGIN_LOCKOUT_BY = env.list("ADMIN_LOGIN_LOCKOUT_BY", default=["username+ip_address"])
+# The reverse proxies in front of the admin (CIDRs): only a request from one of them has its
+# X-Forwarded-For read, from the right. Default: the same proxies as YooKassa's webhook.
+ADMIN_TRUSTED_PROXIES = env.list("ADMIN_TRUSTED_PROXIES", default=YOOKASSA_TRUSTED_PROXIES)
+AXES_FAILURE_LIMIT = ADMIN_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = ADMIN_LOGIN_COOLOFF_MINUTES / 60 if ADMIN_LOGIN_COOLOFF_MINUTES else None
+AXES_LOCKOUT_PARAMETERS = [
+    criterion.split("+") if "+" in criterion else criterion for criterion in ADMIN_LOGIN_LOCKOUT_BY
+]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "admin_access.addresses.client_address"
+AXES_LOCKOUT_CALLABLE = "admin_access.lockout.lockout_response"
+
+# On: the admin asks for a TOTP token after the password (`manage.py enrol_admin_totp <username>`
+# gives an operator a device first). Off: passwords alone, as without django-otp.
+ADMIN_OTP_REQUIRED = env.bool("ADMIN_OTP_REQUIRED", default=False)
+# The name authenticator apps show beside the account.
+OTP_TOTP_ISSUER = env.str("ADMIN_OTP_ISSUER", default="Cinema billing")
+# The admin never shows a device's secret once it is saved.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+
 # --- Logging --------------------------------------------------------------------------------
 
 LOGGING = {
@@ -332,6 +391,7 @@ def validate(settings: dict) -> None:
         )
     _validate_dunning(settings["DUNNING_RETRY_DAYS"], settings["DUNNING_GRACE_DAYS"])
     _validate_task_lease(settings["Q_CLUSTER"])
+    _validate_admin_access(settings)
 
 
 def _check_networks(name: str, networks: list[str]) -> None:
@@ -364,3 +424,22 @@ def _validate_task_lease(q_cluster: dict) -> None:
             f"Q_RETRY ({q_cluster['retry']} s) must be above Q_TIMEOUT ({q_cluster['timeout']} s), well above, "
             "or django-q2 hands running tasks to a second worker."
         )
+
+
+_LOCKOUT_PARAMETERS = {"username", "ip_address", "user_agent"}
+
+
+def _validate_admin_access(settings: dict) -> None:
+    if settings["ADMIN_PASSWORD_MIN_LENGTH"] < 8:
+        raise ImproperlyConfigured("ADMIN_PASSWORD_MIN_LENGTH must be at least 8: operators move money.")
+    if settings["ADMIN_LOGIN_FAILURE_LIMIT"] < 1:
+        raise ImproperlyConfigured("ADMIN_LOGIN_FAILURE_LIMIT must be at least 1 failed login.")
+    if settings["ADMIN_LOGIN_COOLOFF_MINUTES"] < 0:
+        raise ImproperlyConfigured("ADMIN_LOGIN_COOLOFF_MINUTES must be 0 (until reset) or more minutes.")
+    criteria = settings["ADMIN_LOGIN_LOCKOUT_BY"]
+    if not criteria or any(not set(criterion.split("+")) <= _LOCKOUT_PARAMETERS for criterion in criteria):
+        raise ImproperlyConfigured(
+            f"ADMIN_LOGIN_LOCKOUT_BY ({','.join(criteria)}) must be criteria separated by commas, each of "
+            "username, ip_address, user_agent or a +-joined combination of them, e.g. username+ip_address."
+        )
+    _check_networks("ADMIN_TRUSTED_PROXIES", settings["ADMIN_TRUSTED_PROXIES"])

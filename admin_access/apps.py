@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class AdminAccessConfig(AppConfig):
+    name = "admin_access"
+    verbose_name = "Admin access"
