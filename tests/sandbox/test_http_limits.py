@@ -50,8 +50,9 @@ def _exchange(sandbox, request: bytes, *, wait: float = 5.0) -> tuple[int, dict,
             received += chunk
     elapsed = time.monotonic() - started
     head, _, body = received.partition(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
-    length = int(next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")).split(b":")[1])
+    status_line, *header_lines = head.split(b"\r\n")
+    headers = dict(line.lower().split(b":", 1) for line in header_lines)
+    status, length = int(status_line.split(b" ", 2)[1]), int(headers[b"content-length"])
     return status, json.loads(body[:length]), body[length:], elapsed
 
 
