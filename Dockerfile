@@ -40,4 +40,5 @@ USER app
 
 EXPOSE 8000
 
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "config.asgi:application"]
+# The same flags as docker-compose.yml's web and Procfile.local: no Server banner, a 60 s HTTP timeout.
+CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--no-server-name", "--http-timeout", "60", "config.asgi:application"]

@@ -2,8 +2,8 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
-from django.views.static import serve
 
+from config.examples import checkout_page
 from config.health import healthz
 from graphql_api.schema import schema
 from graphql_api.views import BillingGraphQLView
@@ -30,10 +30,4 @@ urlpatterns = [
 
 if settings.DEBUG:
     # The example checkout page, on the API's own origin (see frontend_examples/README.md).
-    urlpatterns.append(
-        path(
-            "examples/checkout/",
-            serve,
-            {"path": "checkout.html", "document_root": settings.BASE_DIR / "frontend_examples"},
-        )
-    )
+    urlpatterns.append(path("examples/checkout/", checkout_page))

@@ -33,6 +33,9 @@ class SandboxConfig:
     # Multiplies every notification wait; tests compress a day of retries into a second.
     notification_time_scale: float = 1.0
     notification_timeout: float = 10.0
+    # Each read and write of a request's socket waits this long at most (seconds): a client that
+    # promises more body than it sends frees its thread instead of holding it forever.
+    request_timeout: float = 10.0
     idempotence_ttl: timedelta = timedelta(hours=24)
     # A payment nobody pays is canceled with expired_on_confirmation after this long.
     confirmation_ttl: timedelta = timedelta(hours=1)

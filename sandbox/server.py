@@ -12,12 +12,15 @@ from urllib.parse import parse_qs, urlsplit
 from sandbox.app import Request, Response, SandboxApp
 from sandbox.config import SandboxConfig
 from sandbox.emulator import Emulator
-from sandbox.errors import ApiError
+from sandbox.errors import ApiError, invalid_request
 from sandbox.faults import Faults
 from sandbox.notifier import Notifier
 from sandbox.store import Store
 
 logger = logging.getLogger(__name__)
+
+# The API's JSON and the payment page's form are a few KiB: a larger body is no client of ours.
+MAX_BODY_BYTES = 1024 * 1024
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -29,15 +32,25 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_POST = do_DELETE = do_PUT = do_PATCH = do_GET
 
+    def setup(self) -> None:
+        # Read here, not fixed on the class: socketserver applies it to the connection in setup().
+        self.timeout = self.server.app.config.request_timeout
+        super().setup()
+
     def _handle(self) -> None:
         url = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
+        body = self._read_body()
+        if isinstance(body, Response):
+            # What is left of the request on the socket is unknown: answer and hang up.
+            self.close_connection = True
+            self._answer(body)
+            return
         request = Request(
             method=self.command,
             path=url.path,
             query=parse_qs(url.query, keep_blank_values=True),
             headers=self.headers,
-            body=self.rfile.read(length) if length else b"",
+            body=body,
         )
         try:
             response = self.server.app(request)
@@ -51,6 +64,30 @@ class _Handler(BaseHTTPRequestHandler):
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
             return
+        self._answer(response)
+
+    def _read_body(self) -> bytes | Response:
+        """The body the request's Content-Length announces, or the error to answer instead."""
+        declared = {value.strip(" \t") for value in self.headers.get_all("Content-Length") or []}
+        if not declared:
+            return b""
+        # Digits only: int() would also take "-1" (then read to the end of the stream), "+5" or "1_0".
+        if len(declared) > 1 or not all(value.isascii() and value.isdigit() for value in declared):
+            return Response.error(invalid_request("Content-Length must be one whole number of bytes"))
+        length = int(declared.pop())
+        if length > MAX_BODY_BYTES:
+            return Response.error(
+                ApiError(413, "invalid_request", f"The request body is larger than {MAX_BODY_BYTES} bytes")
+            )
+        try:
+            body = self.rfile.read(length)
+        except TimeoutError:
+            body = b""
+        if len(body) < length:
+            return Response.error(ApiError(408, "invalid_request", "The body stopped short of its Content-Length"))
+        return body
+
+    def _answer(self, response: Response) -> None:
         try:
             if response.trickle:
                 self._trickle(response)
@@ -62,7 +99,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header(name, value)
             self.end_headers()
             self.wfile.write(response.body)
-        except (BrokenPipeError, ConnectionResetError):
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
             logger.info("client went away before the answer to %s %s", self.command, self.path)
 
     def _trickle(self, response: Response) -> None:

@@ -8,6 +8,7 @@ import ipaddress
 from pathlib import Path
 
 import environ
+from csp import constants as csp_constants
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -34,6 +35,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    # Content-Security-Policy (below); the app adds django-csp's checks of its settings.
+    "csp",
     "django_q",
     "anymail",
     "strawberry_django",
@@ -47,6 +50,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     # Serves the admin's static files in production without a separate web server.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -105,6 +109,30 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 # With DEBUG, static files come straight from the apps (no collectstatic); daphne serves none itself.
 WHITENOISE_USE_FINDERS = WHITENOISE_AUTOREFRESH = DEBUG
+
+# --- Content-Security-Policy (django-csp) ----------------------------------------------------
+
+# Every page the service renders (the admin, the example checkout page) runs only scripts and
+# styles from its own origin, or inline ones carrying the response's nonce (the example page's).
+# The admin has no inline script or style attribute, so it needs nothing looser. 'self' in
+# connect-src covers the service's own ws:// and wss:// origin too (CSP Level 3), for the example
+# page's live payment status. GraphiQL (DEBUG only) loads from a CDN with inline scripts: /graphql/
+# is left out while it is served.
+CONTENT_SECURITY_POLICY = {
+    "EXCLUDE_URL_PREFIXES": ["/graphql/"] if DEBUG else [],
+    "DIRECTIVES": {
+        "default-src": [csp_constants.NONE],
+        "script-src": [csp_constants.SELF, csp_constants.NONCE],
+        "style-src": [csp_constants.SELF, csp_constants.NONCE],
+        "img-src": [csp_constants.SELF],
+        "font-src": [csp_constants.SELF],
+        "connect-src": [csp_constants.SELF],
+        "form-action": [csp_constants.SELF],
+        "base-uri": [csp_constants.NONE],
+        "object-src": [csp_constants.NONE],
+        "frame-ancestors": [csp_constants.NONE],
+    },
+}
 
 # --- Channels (websockets) and cache --------------------------------------------------------
 

@@ -21,8 +21,28 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
-SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
 SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# --- HSTS (Strict-Transport-Security) -------------------------------------------------------
+
+# Browsers that once reached the service over HTTPS keep to HTTPS for a year, so a network attacker
+# cannot strip TLS from the admin or the example page. Browsers ignore the header on plain HTTP,
+# so a stack without TLS (docker-compose.yml) is unaffected; SECURE_HSTS_SECONDS=0 turns it off.
+_ONE_YEAR = 365 * 24 * 60 * 60
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=_ONE_YEAR)
+# Off by default: the service's host may have subdomains it does not own, and preloading is a
+# promise for the whole registered domain that only its owner can make (hstspreload.org).
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+
+if SECURE_HSTS_SECONDS < 0:
+    raise ImproperlyConfigured("SECURE_HSTS_SECONDS is a number of seconds, 0 or more (0 sends no HSTS header).")
+if SECURE_HSTS_PRELOAD and not (SECURE_HSTS_INCLUDE_SUBDOMAINS and SECURE_HSTS_SECONDS >= _ONE_YEAR):
+    # hstspreload.org refuses anything less: the header would ask for what can never be granted.
+    raise ImproperlyConfigured(
+        "SECURE_HSTS_PRELOAD needs SECURE_HSTS_INCLUDE_SUBDOMAINS=true and SECURE_HSTS_SECONDS of at least "
+        f"{_ONE_YEAR} (a year): browsers' preload lists take nothing less."
+    )
 
 validate(globals())
 

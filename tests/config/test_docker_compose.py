@@ -20,12 +20,13 @@ from tests.config.test_settings import load_settings
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 DOCKERFILE = REPO_ROOT / "Dockerfile"
+PROCFILE = REPO_ROOT / "Procfile.local"
 ENV_EXAMPLE = REPO_ROOT / ".env.example"
 SETTINGS_DIR = REPO_ROOT / "config" / "settings"
 
 APP_SERVICES = ("migrate", "web", "worker", "sandbox")
 # Variables compose itself consumes (interpolation, the postgres image) that Django never reads.
-COMPOSE_ONLY_VARIABLES = {"POSTGRES_PASSWORD"}
+COMPOSE_ONLY_VARIABLES = {"POSTGRES_PASSWORD", "SANDBOX_BIND"}
 
 _SETTINGS_VARIABLE = re.compile(r"""\benv(?:\.\w+)?\(\s*["']([A-Z][A-Z0-9_]*)["']""")
 _COMPOSE_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")
@@ -142,7 +143,15 @@ def test_the_sandbox_is_optional_and_web_reaches_it_by_service_name():
     assert services["web"]["environment"]["YOOKASSA_SANDBOX_PUBLIC_URL"] == "http://sandbox:8001"
     assert services["worker"]["environment"]["YOOKASSA_SANDBOX_PUBLIC_URL"] == "http://sandbox:8001"
     assert services["sandbox"]["environment"]["YOOKASSA_SANDBOX_NOTIFICATION_URL"].startswith("http://web:8000/")
-    assert "8001:8001" in services["sandbox"]["ports"]
+    # Published on port 8001, on loopback only unless SANDBOX_BIND says otherwise: its index lists
+    # recent payments to anyone who reaches it.
+    assert services["sandbox"]["ports"] == ["${SANDBOX_BIND:-127.0.0.1}:8001:8001"]
+
+
+def test_web_is_published_on_every_interface_as_the_service_it_is():
+    services = load_compose()["services"]
+
+    assert services["web"]["ports"] == ["8000:8000"]
 
 
 def test_only_the_sandbox_service_turns_the_sandbox_on_and_the_rest_of_the_stack_is_told_so():
@@ -166,6 +175,39 @@ def test_daphne_commands_serve_a_real_asgi_application():
         module_name, _, attribute = target.partition(":")
         application = getattr(importlib.import_module(module_name), attribute, None)
         assert callable(application), target
+
+
+def daphne_argv(command: str | list[str]) -> list[str]:
+    """A daphne command line as words, without what may differ by place: the address and port."""
+    words = shlex.split(command) if isinstance(command, str) else list(command)
+    words = words[words.index("daphne") :]
+    for flag in ("-b", "-p"):
+        index = words.index(flag)
+        del words[index : index + 2]
+    return words
+
+
+def every_daphne_argv() -> dict[str, list[str]]:
+    """How the web process starts in the compose stack, in the image, and in the local run."""
+    [dockerfile_cmd] = [
+        json.loads(arguments) for instruction, arguments in dockerfile_instructions() if instruction == "CMD"
+    ]
+    [procfile_web] = [line.split(":", 1)[1] for line in PROCFILE.read_text().splitlines() if line.startswith("web:")]
+    return {
+        "docker-compose.yml": daphne_argv(load_compose()["services"]["web"]["command"]),
+        "Dockerfile": daphne_argv(dockerfile_cmd),
+        "Procfile.local": daphne_argv(procfile_web),
+    }
+
+
+def test_daphne_starts_everywhere_with_the_same_flags_no_server_banner_and_an_http_timeout():
+    commands = every_daphne_argv()
+
+    compose_argv = commands["docker-compose.yml"]
+
+    assert commands == dict.fromkeys(commands, compose_argv)
+    assert "--no-server-name" in compose_argv
+    assert int(compose_argv[compose_argv.index("--http-timeout") + 1]) > 0
 
 
 def test_manage_py_commands_exist():

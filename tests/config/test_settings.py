@@ -7,6 +7,7 @@ out: base.py reads BASE_DIR/.env and fills in every variable the test leaves uns
 
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -231,6 +232,118 @@ def test_production_refuses_to_start_with_debug_on():
     returncode, _, stderr = run_settings("config.settings.production", ["DEBUG"], env)
 
     assert_refuses(returncode, stderr, "DEBUG is never on in production")
+
+
+# --- production: HSTS and the security headers -------------------------------------------------
+
+ONE_YEAR = 365 * 24 * 60 * 60
+# What docker-compose.yml sets: plain HTTP, no TLS proxy in front.
+COMPOSE_TRANSPORT = {"SECURE_SSL_REDIRECT": "false", "SECURE_COOKIES": "false"}
+HSTS_NAMES = ["SECURE_HSTS_SECONDS", "SECURE_HSTS_INCLUDE_SUBDOMAINS", "SECURE_HSTS_PRELOAD"]
+
+_GET = """
+import json
+import django
+django.setup()
+from django.test import Client
+response = Client(HTTP_HOST="localhost").get({path!r}, secure={secure!r}, HTTP_ACCEPT="text/html")
+print(json.dumps({{"status": response.status_code, "headers": dict(response.headers), "body": response.text}}))
+"""
+
+
+def get(settings_module: str, path: str, env: dict[str, str], *, secure: bool = False) -> dict:
+    """GET `path` through the whole middleware stack of `settings_module`, in a fresh interpreter."""
+    returncode, stdout, stderr = run_python(
+        _GET.format(path=path, secure=secure), settings_module=settings_module, env=env
+    )
+    assert returncode == 0, stderr
+    return json.loads(stdout)
+
+
+def test_production_sends_hsts_for_a_year_by_default_without_subdomains_or_preload():
+    loaded = load_settings("config.settings.production", HSTS_NAMES, {**PRODUCTION, **ON_THE_SANDBOX})
+
+    assert loaded == {
+        "SECURE_HSTS_SECONDS": ONE_YEAR,
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS": False,
+        "SECURE_HSTS_PRELOAD": False,
+    }
+
+
+def test_production_answers_https_with_hsts_and_the_compose_stacks_plain_http_as_it_did():
+    env = {**PRODUCTION, **ON_THE_SANDBOX, **COMPOSE_TRANSPORT}
+
+    over_https = get("config.settings.production", "/no-such-page", env, secure=True)
+    over_http = get("config.settings.production", "/no-such-page", env)
+
+    assert over_https["status"] == 404
+    assert over_https["headers"]["Strict-Transport-Security"] == f"max-age={ONE_YEAR}"
+    # No redirect to https:// and no HSTS: the plain-HTTP stack keeps working (browsers would
+    # ignore HSTS over plain HTTP anyway).
+    assert over_http["status"] == 404
+    assert "Strict-Transport-Security" not in over_http["headers"]
+
+
+def test_hsts_seconds_zero_turns_hsts_off():
+    env = {**PRODUCTION, **ON_THE_SANDBOX, "SECURE_HSTS_SECONDS": "0"}
+
+    loaded = load_settings("config.settings.production", HSTS_NAMES, env)
+    over_https = get("config.settings.production", "/no-such-page", env, secure=True)
+
+    assert loaded["SECURE_HSTS_SECONDS"] == 0
+    assert over_https["status"] == 404
+    assert "Strict-Transport-Security" not in over_https["headers"]
+
+
+def test_hsts_for_subdomains_with_preload_is_sent_when_asked_for():
+    env = {**PRODUCTION, **ON_THE_SANDBOX, "SECURE_HSTS_INCLUDE_SUBDOMAINS": "true", "SECURE_HSTS_PRELOAD": "true"}
+
+    over_https = get("config.settings.production", "/no-such-page", env, secure=True)
+
+    assert over_https["headers"]["Strict-Transport-Security"] == f"max-age={ONE_YEAR}; includeSubDomains; preload"
+
+
+def test_a_negative_hsts_max_age_refuses_to_start():
+    env = {**PRODUCTION, **ON_THE_SANDBOX, "SECURE_HSTS_SECONDS": "-1"}
+
+    returncode, _, stderr = run_settings("config.settings.production", HSTS_NAMES, env)
+
+    assert_refuses(returncode, stderr, "SECURE_HSTS_SECONDS is a number of seconds, 0 or more")
+
+
+@pytest.mark.parametrize(
+    "hsts",
+    [{"SECURE_HSTS_INCLUDE_SUBDOMAINS": "false"}, {"SECURE_HSTS_SECONDS": str(ONE_YEAR - 1)}],
+    ids=["without-subdomains", "under-a-year"],
+)
+def test_hsts_preload_that_preload_lists_would_refuse_refuses_to_start(hsts):
+    env = {**PRODUCTION, **ON_THE_SANDBOX, "SECURE_HSTS_INCLUDE_SUBDOMAINS": "true", "SECURE_HSTS_PRELOAD": "true"}
+
+    returncode, _, stderr = run_settings("config.settings.production", HSTS_NAMES, {**env, **hsts})
+
+    assert_refuses(returncode, stderr, "SECURE_HSTS_PRELOAD needs SECURE_HSTS_INCLUDE_SUBDOMAINS=true")
+
+
+def test_the_content_security_policy_leaves_out_graphiql_only_while_debug_serves_it():
+    local = load_settings("config.settings.local", ["CONTENT_SECURITY_POLICY"])
+    production = load_settings(
+        "config.settings.production", ["CONTENT_SECURITY_POLICY"], {**PRODUCTION, **ON_THE_SANDBOX}
+    )
+
+    assert local["CONTENT_SECURITY_POLICY"]["EXCLUDE_URL_PREFIXES"] == ["/graphql/"]
+    assert production["CONTENT_SECURITY_POLICY"]["EXCLUDE_URL_PREFIXES"] == []
+
+
+def test_the_local_run_serves_graphiql_without_a_policy_and_the_example_page_with_its_nonce():
+    graphiql = get("config.settings.local", "/graphql/", {})
+    example = get("config.settings.local", "/examples/checkout/", {})
+
+    assert graphiql["status"] == 200
+    assert "graphiql" in graphiql["body"].lower()
+    assert "Content-Security-Policy" not in graphiql["headers"]
+    assert example["status"] == 200
+    [nonce] = set(re.findall(r'<script nonce="([^"]+)">', example["body"]))
+    assert f"'nonce-{nonce}'" in example["headers"]["Content-Security-Policy"]
 
 
 # --- production: YooKassa credentials and the sandbox ----------------------------------------
