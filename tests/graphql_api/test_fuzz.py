@@ -1,0 +1,243 @@
+"""Hypothesis throws arbitrary requests at `/graphql/`: whatever comes in, the answer is a 4xx or a
+GraphQL answer, never a 500 and never a masked "Unexpected error." (a client's mistake told as ours).
+
+Derandomized (the same examples on every run) and bounded, so CI stays fast and deterministic.
+"""
+
+import base64
+import hashlib
+import hmac
+import json
+import uuid
+
+import pytest
+from django.test import Client
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+from strawberry.relay import to_base64
+
+from graphql_api.auth import AuthenticationError, viewer_from_token
+
+pytestmark = pytest.mark.django_db
+
+FUZZ = hypothesis_settings(
+    max_examples=250,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+# --- JSON text, including what json.dumps cannot write: huge numbers, NaN, nesting past the stack
+
+json_atoms = st.one_of(
+    st.sampled_from(
+        [
+            "null",
+            "true",
+            "false",
+            "0",
+            "-0",
+            "1e999",
+            "-1e999",
+            "NaN",
+            "Infinity",
+            "-Infinity",
+            "9" * 5000,
+            "1" + "0" * 400,
+        ]
+    ),
+    st.integers().map(str),
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    st.text(max_size=30).map(json.dumps),
+    st.sampled_from(['"\\ud800"', '"\\udfff\\ud800"', '"\\u0000"', '"\\uffff"']),
+    # Relay ids of our types around arbitrary primary keys, for the `id` arguments.
+    st.tuples(st.sampled_from(["Plan", "Payment", "Subscription", "PaymentMethod"]), st.text(max_size=40)).map(
+        lambda type_and_pk: json.dumps(to_base64(*type_and_pk))
+    ),
+)
+
+
+def _json_array(items: list[str]) -> str:
+    return "[" + ",".join(items) + "]"
+
+
+def _json_object(items: dict[str, str]) -> str:
+    return "{" + ",".join(f"{key}:{value}" for key, value in items.items()) + "}"
+
+
+json_texts = st.recursive(
+    json_atoms,
+    lambda children: st.one_of(
+        st.lists(children, max_size=5).map(_json_array),
+        st.dictionaries(st.text(max_size=10).map(json.dumps), children, max_size=5).map(_json_object),
+    ),
+    max_leaves=25,
+)
+deep_nesting = st.tuples(st.integers(min_value=1, max_value=6000), st.sampled_from(["[", '{"a":'])).map(
+    lambda depth_and_opening: (
+        depth_and_opening[1] * depth_and_opening[0]
+        + "1"
+        + ("]" if depth_and_opening[1] == "[" else "}") * depth_and_opening[0]
+    )
+)
+any_json = st.one_of(json_texts, deep_nesting)
+
+# Real operations, so that fuzzed variables reach resolvers, and arbitrary text besides.
+OPERATIONS = [
+    "{ plans { id code } }",
+    "query($after: String, $before: String, $first: Int, $last: Int) {"
+    " me { payments(after: $after, before: $before, first: $first, last: $last) { edges { cursor node { id } } } } }",
+    "query($id: ID!) { payment(id: $id) { id status } }",
+    "query($subscriptionId: ID!) { refundQuote(subscriptionId: $subscriptionId) { amount { amount } } }",
+    "mutation($input: SetAutoRenewInput!) { setAutoRenew(input: $input) { errors { code } } }",
+    "mutation($input: CancelSubscriptionInput!) { cancelSubscription(input: $input) { errors { code } } }",
+]
+queries = st.one_of(st.sampled_from(OPERATIONS).map(json.dumps), st.text(max_size=200).map(json.dumps), any_json)
+operation_bodies = st.fixed_dictionaries(
+    {"query": queries},
+    optional={
+        "variables": any_json,
+        "operationName": any_json,
+        "extensions": any_json,
+    },
+).map(lambda fields: _json_object({json.dumps(key): value for key, value in fields.items()}))
+
+content_types = st.one_of(
+    st.sampled_from(
+        [
+            "application/json",
+            "application/json; charset=utf-8",
+            'application/json; charset="UTF-8"',
+            "application/json; charset=latin-1",
+            "application/json; charset=utf-16",
+            "application/json; charset=x-no-such-charset",
+            "application/json; charset",
+            "application/json;;;",
+            "multipart/form-data; boundary=B",
+            "application/x-www-form-urlencoded",
+            "text/plain",
+            "application/graphql",
+            "",
+        ]
+    ),
+    st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=60),
+)
+bodies = st.one_of(
+    st.binary(max_size=500),
+    any_json.map(str.encode),
+    operation_bodies.map(lambda text: text.encode("utf-8", "surrogatepass")),
+)
+
+
+def _no_server_error(response) -> None:
+    assert response.status_code < 500, response.content[:500]
+    assert b"Unexpected error." not in response.content, response.content[:500]
+
+
+@FUZZ
+@given(body=bodies, content_type=content_types)
+def test_no_body_gets_a_500(token, body, content_type):
+    client = Client(raise_request_exception=False)
+
+    response = client.generic(
+        "POST", "/graphql/", body, content_type=content_type, headers={"Authorization": f"Bearer {token}"}
+    )
+
+    _no_server_error(response)
+
+
+@FUZZ
+@given(variables=any_json, query=st.sampled_from(OPERATIONS))
+def test_no_variables_of_a_real_operation_get_a_500(token, query, variables):
+    body = _json_object({'"query"': json.dumps(query), '"variables"': variables})
+    client = Client(raise_request_exception=False)
+
+    response = client.generic(
+        "POST",
+        "/graphql/",
+        body.encode("utf-8", "surrogatepass"),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+
+    _no_server_error(response)
+
+
+# --- cursors ------------------------------------------------------------------------------------
+
+PAGE = "query($cursor: String) { me { payments(after: $cursor, first: 5) { edges { node { id } } } } }"
+cursors = st.one_of(
+    st.text(max_size=200),
+    any_json.map(lambda text: base64.b64encode(text.encode("utf-8", "surrogatepass")).decode()),
+    any_json.map(lambda text: base64.b64encode(b"orderedcursor:" + text.encode("utf-8", "surrogatepass")).decode()),
+    st.lists(
+        st.one_of(st.none(), st.text(max_size=40), st.datetimes(timezones=st.timezones()).map(str)), max_size=3
+    ).map(lambda values: base64.b64encode(b"orderedcursor:" + json.dumps(values).encode()).decode()),
+)
+
+
+@FUZZ
+@given(cursor=cursors)
+def test_no_cursor_gets_a_500_or_an_unexpected_error(token, cursor):
+    body = json.dumps({"query": PAGE, "variables": {"cursor": cursor}})
+
+    response = Client(raise_request_exception=False).post(
+        "/graphql/", body, content_type="application/json", headers={"Authorization": f"Bearer {token}"}
+    )
+
+    _no_server_error(response)
+    answer = response.json()
+    assert answer.get("errors") is None or [error["extensions"]["code"] for error in answer["errors"]] == [
+        "BAD_USER_INPUT"
+    ]
+
+
+# --- token claims -------------------------------------------------------------------------------
+
+claim_values = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.floats(),
+        st.text(max_size=20),
+        st.sampled_from([10**20, 2**63, -(10**20)]),
+    ),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    max_leaves=10,
+)
+claims = st.fixed_dictionaries(
+    {
+        "sub": st.one_of(st.just(str(uuid.uuid4())), claim_values),
+        "exp": st.one_of(
+            st.integers(min_value=2_000_000_000), st.integers().map(str), st.floats(min_value=2e9), claim_values
+        ),
+    },
+    optional={"email": claim_values} | dict.fromkeys(("iat", "nbf", "aud", "iss", "jti"), claim_values),
+)
+
+
+def _signed(claims: dict, secret: str) -> str:
+    """HS256 by hand: PyJWT's encode refuses some odd claims that a token may still carry."""
+
+    def part(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    header = json.dumps({"alg": "HS256", "typ": "JWT"}).encode()
+    signing_input = f"{part(header)}.{part(json.dumps(claims).encode())}"
+    signature = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{part(signature)}"
+
+
+@FUZZ
+@given(claims=claims)
+def test_any_claims_in_a_signed_token_give_a_viewer_or_an_authentication_error(settings, claims):
+    token = _signed(claims, settings.JWT_SECRET)
+
+    try:
+        viewer = viewer_from_token(token)
+    except AuthenticationError:
+        return
+    assert viewer.expires_at is not None
