@@ -9,11 +9,15 @@ import json
 import uuid
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.test import Client
 from hypothesis import given
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
+from strawberry.channels.testing import GraphQLWebsocketCommunicator
 from strawberry.relay import to_base64
 
+from config.asgi import application
 from graphql_api.auth import AuthenticationError, viewer_from_token
 from tests.fuzzing import FUZZ, content_types, deep_nesting, encoded, json_atoms, json_object, json_texts
 
@@ -84,6 +88,45 @@ def test_no_variables_of_a_real_operation_get_a_500(token, query, variables):
     )
 
     _no_server_error(response)
+
+
+# --- websocket messages ------------------------------------------------------------------------
+
+ws_messages = st.one_of(
+    any_json,
+    json_texts().map(lambda payload: json_object({'"type"': '"connection_init"', '"payload"': payload})),
+    st.fixed_dictionaries({"id": any_json, "payload": any_json}).map(
+        lambda fields: json_object({'"type"': '"subscribe"', **{json.dumps(k): v for k, v in fields.items()}})
+    ),
+)
+
+
+async def _websocket_answers(messages: list[str]) -> list[dict]:
+    """What the server sends back to a connection_init and then `messages`, up to a close."""
+    communicator = GraphQLWebsocketCommunicator(application, path="/graphql/")
+    connected, _ = await communicator.connect()
+    assert connected
+    answers = []
+    for text in ['{"type": "connection_init"}', *messages]:
+        await communicator.send_to(text_data=text)
+        if await communicator.receive_nothing(timeout=0.05):
+            continue
+        answers.append(await communicator.receive_output(timeout=5))
+        if answers[-1]["type"] == "websocket.close":
+            break
+    await communicator.disconnect()
+    return answers
+
+
+@pytest.mark.django_db(transaction=True)
+@hypothesis_settings(parent=FUZZ, max_examples=100)
+@given(message=ws_messages)
+def test_no_websocket_message_kills_the_consumer(message):
+    answers = async_to_sync(_websocket_answers)([message])
+
+    assert answers[0] == {"type": "websocket.send", "text": '{"type":"connection_ack"}'}
+    closes = [answer for answer in answers if answer["type"] == "websocket.close"]
+    assert all(400 <= close["code"] - 4000 < 500 for close in closes), closes
 
 
 # --- cursors ------------------------------------------------------------------------------------

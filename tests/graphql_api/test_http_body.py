@@ -1,13 +1,17 @@
 """A malformed `/graphql/` request is a clear 400 (text/plain, like strawberry's own), never a 500,
-and changes nothing: each body below carries a `subscribe` that would otherwise start a checkout."""
+and changes nothing: each body below carries a `subscribe` that would otherwise start a checkout.
+A malformed websocket message closes its socket with 4400 instead of killing the consumer."""
 
 import json
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.test import Client
+from strawberry.channels.testing import GraphQLWebsocketCommunicator
 from strawberry.relay import to_base64
 
 from billing.models import ClientRequest, Payment, Subscription
+from config.asgi import application
 
 pytestmark = [pytest.mark.django_db]
 
@@ -160,3 +164,99 @@ def test_numbers_of_a_sane_size_are_served(graphql, token):
     )
 
     assert answer == {"data": {"me": {"payments": {"edges": []}}}}
+
+
+# --- Websocket messages: the same rules, a 4400 close instead of a dead consumer ------------------
+
+
+async def _first_answer(text: str) -> dict:
+    communicator = GraphQLWebsocketCommunicator(application, path="/graphql/")
+    connected, _ = await communicator.connect()
+    assert connected
+    await communicator.send_to(text_data=text)
+    answer = await communicator.receive_output(timeout=5)
+    await communicator.disconnect()
+    return answer
+
+
+MALFORMED_MESSAGES = {
+    "5,000 levels of nesting": "[" * 5000 + "]" * 5000,
+    "a payload nested 5,000 deep": '{"type": "connection_init", "payload": ' + "[" * 5000 + "]" * 5000 + "}",
+    "a 5,000-digit integer": '{"type": "connection_init", "payload": {"n": ' + "9" * 5000 + "}}",
+    "null": "null",
+    "1e999": "1e999",
+    "a list": '[{"type": "connection_init"}]',
+}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("text", MALFORMED_MESSAGES.values(), ids=MALFORMED_MESSAGES.keys())
+def test_a_malformed_websocket_message_closes_the_socket_with_4400(text):
+    answer = async_to_sync(_first_answer)(text)
+
+    assert answer == {"type": "websocket.close", "code": 4400, "reason": "WebSocket message must be valid JSON"}
+
+
+async def _answer_after_ack(text: str, protocol: str = "graphql-transport-ws") -> dict | None:
+    """What the server sends back to `text` once the connection is acknowledged (None: nothing)."""
+    communicator = GraphQLWebsocketCommunicator(application, path="/graphql/", protocol=protocol)
+    connected, _ = await communicator.connect()
+    assert connected
+    await communicator.send_json_to({"type": "connection_init"})
+    assert (await communicator.receive_json_from(timeout=5))["type"] == "connection_ack"
+    await communicator.send_to(text_data=text)
+    answer = None if await communicator.receive_nothing(timeout=0.2) else await communicator.receive_output(timeout=5)
+    await communicator.disconnect()
+    return answer
+
+
+MISSHAPEN_OPERATIONS = {
+    "an id that is a list": {"type": "subscribe", "id": ["1"], "payload": {"query": "{ plans { code } }"}},
+    "no id": {"type": "subscribe", "payload": {"query": "{ plans { code } }"}},
+    "a payload that is a list": {"type": "subscribe", "id": "1", "payload": []},
+    "a query that is a number": {"type": "subscribe", "id": "1", "payload": {"query": 1}},
+    "variables that are a list": {
+        "type": "subscribe",
+        "id": "1",
+        "payload": {"query": "{ plans { code } }", "variables": []},
+    },
+    "a complete whose id is an object": {"type": "complete", "id": {}},
+    "no type": {"id": "1"},
+}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("message", MISSHAPEN_OPERATIONS.values(), ids=MISSHAPEN_OPERATIONS.keys())
+def test_a_misshapen_operation_message_closes_the_socket_with_4400(message):
+    answer = async_to_sync(_answer_after_ack)(json.dumps(message))
+
+    assert answer == {"type": "websocket.close", "code": 4400, "reason": "WebSocket message must be valid JSON"}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"type": "start", "id": ["1"], "payload": {"query": "{ plans { code } }"}},
+        {"type": "start", "id": "1"},
+        {"id": "1"},
+    ],
+    ids=["an id that is a list", "no payload", "no type"],
+)
+def test_the_legacy_protocol_drops_a_misshapen_message_and_keeps_the_socket(message):
+    async def misshapen_then_init():
+        communicator = GraphQLWebsocketCommunicator(application, path="/graphql/", protocol="graphql-ws")
+        connected, _ = await communicator.connect()
+        assert connected
+        await communicator.send_json_to({"type": "connection_init"})
+        first_ack = await communicator.receive_json_from(timeout=5)
+        await communicator.send_to(text_data=json.dumps(message))
+        ignored = await communicator.receive_nothing(timeout=0.2)
+        await communicator.send_json_to({"type": "connection_init"})
+        second_ack = await communicator.receive_json_from(timeout=5)
+        await communicator.disconnect()
+        return first_ack, ignored, second_ack
+
+    first_ack, ignored, second_ack = async_to_sync(misshapen_then_init)()
+
+    assert (first_ack, ignored, second_ack) == ({"type": "connection_ack"}, True, {"type": "connection_ack"})

@@ -1,4 +1,5 @@
-"""What `/graphql/` accepts as a request's JSON, and a clear 400 for everything else.
+"""What `/graphql/` accepts as a request's JSON (over HTTP and in websocket messages), and a clear
+400 (or, on a websocket, strawberry's 4400 close) for everything else.
 
 Strawberry decodes a body with `json.loads` and trusts the result: invalid UTF-8, nesting deeper
 than Python's stack, a 5,000-digit integer (Python's int max-str-digits), `null` or `1e999` as the
@@ -92,3 +93,28 @@ def _is_encodable(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+# The graphql-transport-ws messages that start or end an operation, and graphql-ws's (legacy) ones.
+OPERATION_MESSAGES = {"subscribe", "start"}
+OPERATION_END_MESSAGES = {"complete", "stop"}
+
+
+def websocket_message_problem(message: dict) -> str | None:
+    """What is wrong with a websocket message's shape, or None. Strawberry's handlers index into
+    `id` and `payload` trusting the protocol: a list as id, a missing type or a payload that is no
+    object raised inside the consumer and killed it."""
+    kind = message.get("type")
+    if not isinstance(kind, str):
+        return "A message's `type` is a string."
+    if kind in OPERATION_MESSAGES | OPERATION_END_MESSAGES and not isinstance(message.get("id"), str):
+        return "A message's `id` is a string."
+    if kind not in OPERATION_MESSAGES:
+        return None
+    payload = message.get("payload")
+    if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
+        return "An operation's `payload` is an object with a `query` string."
+    for name, kinds in (("variables", dict), ("extensions", dict), ("operationName", str)):
+        if payload.get(name) is not None and not isinstance(payload[name], kinds):
+            return f"An operation's `{name}` is a {kinds.__name__} or null."
+    return None
