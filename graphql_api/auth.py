@@ -69,9 +69,18 @@ def viewer_from_token(token: str) -> Viewer:
         viewer_id = uuid.UUID(str(claims["sub"]))
     except ValueError as exc:
         raise AuthenticationError("The token's subject is not a viewer id.") from exc
-    return Viewer(
-        id=viewer_id, email=_email_of(claims.get("email")), expires_at=datetime.fromtimestamp(claims["exp"], UTC)
-    )
+    return Viewer(id=viewer_id, email=_email_of(claims.get("email")), expires_at=_expiry_of(claims["exp"]))
+
+
+def _expiry_of(claim: Any) -> datetime:
+    """The `exp` claim as a moment. PyJWT checked it against now, but it also takes a numeric string
+    and any integer, which no datetime holds (10^20, year 10000): such a token is not valid."""
+    if isinstance(claim, bool) or not isinstance(claim, int | float):
+        raise AuthenticationError("The token is not valid.")
+    try:
+        return datetime.fromtimestamp(claim, UTC)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise AuthenticationError("The token is not valid.") from exc
 
 
 def _email_of(claim: Any) -> str | None:

@@ -75,3 +75,22 @@ class Email(models.Model):
 
     def __str__(self) -> str:
         return f"{self.template} to {self.recipient or '(nobody)'} ({self.status})"
+
+
+class MailgunWebhookToken(models.Model):
+    """The token of each Mailgun webhook signature accepted, kept while its timestamp is inside the
+    replay window (MAILGUN_WEBHOOK_MAX_AGE_SECONDS): a signed body is acted on once. Written in the
+    same transaction as the event's effect, so a body whose processing failed can come again."""
+
+    id = models.BigAutoField(primary_key=True)
+    token = models.CharField(max_length=128)
+    # Mailgun's signature timestamp: past the window, the token may be forgotten.
+    signed_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["token"], name="mailgun_webhook_token_once")]
+        indexes = [models.Index(fields=["signed_at"], name="mailgun_webhook_token_signed")]
+
+    def __str__(self) -> str:
+        return f"{self.token} (signed {self.signed_at:%Y-%m-%d %H:%M:%S})"

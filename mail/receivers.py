@@ -39,12 +39,14 @@ def record_delivery(sender, event, esp_name: str, **kwargs) -> None:
     """Only Mailgun's webhook is mounted (config/urls.py); anything else is not ours to trust."""
     if esp_name != "Mailgun" or event.event_type not in TRACKED_EVENTS:
         return
+    metadata = event.metadata if isinstance(event.metadata, dict) else {}
+    detail = next((text for text in (event.description, event.mta_response) if isinstance(text, str) and text), "")
     email = email_record_delivery(
         message_id=event.message_id,
-        email_id=(event.metadata or {}).get("email_id"),
+        email_id=metadata.get("email_id"),
         status=event.event_type,
         at=event.timestamp,
-        detail=event.description or event.mta_response or "",
+        detail=detail,
     )
     if email is None:
         logger.info("Mailgun tracking event %s for an unknown message %s", event.event_type, event.message_id)

@@ -17,18 +17,19 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from anymail.exceptions import AnymailInvalidAddress, AnymailRecipientsRefused
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Exists, Min, OuterRef
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
 from billing.models import BillingEvent
 from mail.messages import MAIL_EVENT_TYPES, Message, message_compose
-from mail.models import CLAIMABLE_STATUSES, Email, EmailStatus
+from mail.models import CLAIMABLE_STATUSES, Email, EmailStatus, MailgunWebhookToken
 from mail.queueing import enqueue
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,9 @@ logger = logging.getLogger(__name__)
 SEND_LEASE = timedelta(minutes=5)
 # Failures no retry can fix: the provider refused every recipient, or the address is malformed.
 PERMANENT_FAILURES = (AnymailRecipientsRefused, AnymailInvalidAddress)
+# The largest id a BigAutoField holds, and its length in digits.
+MAX_ID = 2**63 - 1
+MAX_ID_DIGITS = len(str(MAX_ID))
 
 
 @dataclass
@@ -232,7 +236,7 @@ def email_send_again(*, email_ids: list[int]) -> int:
 
 
 def email_record_delivery(
-    *, message_id: str | None, email_id: str | None, status: str, at: datetime | None, detail: str
+    *, message_id: str | None, email_id: Any, status: str, at: datetime | None, detail: str
 ) -> Email | None:
     """Record what the provider says became of a sent email; older news than what is recorded
     (webhooks arrive out of order) changes nothing. None when the email is not one of ours."""
@@ -254,9 +258,43 @@ def email_record_delivery(
     return email
 
 
-def _email_of_delivery(message_id: str | None, email_id: str | None) -> Email | None:
+def _email_of_delivery(message_id: str | None, email_id: Any) -> Email | None:
+    """By the provider's id, else by the `email_id` metadata we sent: ASCII digits only ("²" is a
+    digit to `isdigit` but no int), and no larger than an id column holds."""
     locked = Email.objects.select_for_update()
     email = locked.filter(provider_message_id=message_id).first() if message_id else None
-    if email is None and email_id and email_id.isdigit():
+    if email is None and _is_an_id(email_id):
         email = locked.filter(pk=int(email_id), provider_message_id__in=["", message_id or ""]).first()
     return email
+
+
+def _is_an_id(value: Any) -> bool:
+    return (
+        isinstance(value, str)
+        and value.isascii()
+        and value.isdigit()
+        and len(value) <= MAX_ID_DIGITS
+        and 0 < int(value) <= MAX_ID
+    )
+
+
+def mailgun_webhook_token_record(*, token: str, signed_at: datetime) -> bool:
+    """Remember a webhook signature's token; False when it was seen before (a replay).
+
+    Call it inside the transaction that applies the webhook's events: if they fail, the token is
+    forgotten with them and Mailgun's retry is accepted. A concurrent request with the same token
+    waits on the unique index and then finds it taken."""
+    try:
+        with transaction.atomic():
+            MailgunWebhookToken.objects.create(token=token, signed_at=signed_at)
+    except IntegrityError:
+        return False
+    return True
+
+
+def mailgun_webhook_token_delete_expired(*, now: datetime | None = None) -> int:
+    """Forget tokens signed before the replay window: their timestamps are refused anyway."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.MAILGUN_WEBHOOK_MAX_AGE_SECONDS)
+    deleted, _ = MailgunWebhookToken.objects.filter(signed_at__lt=cutoff).delete()
+    return deleted

@@ -12,3 +12,8 @@ def deliver_emails() -> dict:
 
 def send_emails() -> dict:
     return services.email_send_ready().as_dict()
+
+
+def forget_mailgun_webhook_tokens() -> dict:
+    """Tokens signed before the replay window are refused by their timestamp: no need to keep them."""
+    return {"forgotten": services.mailgun_webhook_token_delete_expired()}

@@ -1,14 +1,15 @@
-"""Mailgun's delivery-tracking webhook: Anymail's view (it checks Mailgun's signature and sends
-`anymail.signals.tracking`, which mail.receivers records). Only this one of Anymail's views is
-mounted: the others would take unsigned events for other providers."""
+"""Mailgun's delivery-tracking webhook: Anymail's view behind mail's checks of shape, freshness and
+replay (mail.webhooks); it sends `anymail.signals.tracking`, which mail.receivers records. Only this
+one of Anymail's views is mounted: the others would take unsigned events for other providers."""
 
-from anymail.webhooks.mailgun import MailgunTrackingWebhookView
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
-_mailgun_tracking = MailgunTrackingWebhookView.as_view()
+from mail.webhooks import MailgunTrackingView
+
+_mailgun_tracking = MailgunTrackingView.as_view()
 
 
 @csrf_exempt

@@ -210,6 +210,12 @@ MAIL_RETRY_MINUTES = [int(minutes) for minutes in env.list("MAIL_RETRY_MINUTES",
 # Billing events recorded this long ago or less get their emails (a row committed late is still seen).
 MAIL_EVENT_LOOKBACK_HOURS = env.int("MAIL_EVENT_LOOKBACK_HOURS", default=24)
 
+# --- Mailgun tracking webhook: replay window ----------------------------------------------------
+
+# A tracking webhook whose signature timestamp is further than this from now (either way) is
+# refused with 406, as is a signature token already seen within it (mail.webhooks).
+MAILGUN_WEBHOOK_MAX_AGE_SECONDS = env.int("MAILGUN_WEBHOOK_MAX_AGE_SECONDS", default=300)
+
 # --- YooKassa -------------------------------------------------------------------------------
 
 YOOKASSA_PRODUCTION_API_URL = "https://api.yookassa.ru/v3"
@@ -417,6 +423,8 @@ def validate(settings: dict) -> None:
         raise ImproperlyConfigured(
             "Viewers cannot be authenticated: set JWT_PUBLIC_KEY (RS256), or JWT_SECRET (HS256, 32+ characters)."
         )
+    if settings["MAILGUN_WEBHOOK_MAX_AGE_SECONDS"] <= 0:
+        raise ImproperlyConfigured("MAILGUN_WEBHOOK_MAX_AGE_SECONDS must be a positive number of seconds.")
     _validate_dunning(settings["DUNNING_RETRY_DAYS"], settings["DUNNING_GRACE_DAYS"])
     _validate_task_lease(settings["Q_CLUSTER"])
     _validate_admin_access(settings)

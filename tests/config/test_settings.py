@@ -556,3 +556,11 @@ def test_a_task_lease_not_above_the_task_timeout_refuses_to_start():
     returncode, _, stderr = run_settings("config.settings.local", ["DEBUG"], env)
 
     assert_refuses(returncode, stderr, "Q_RETRY (300 s) must be above Q_TIMEOUT (300 s)")
+
+
+def test_production_refuses_a_mailgun_webhook_window_that_is_not_positive():
+    env = {**PRODUCTION, "MAILGUN_WEBHOOK_MAX_AGE_SECONDS": "0"}
+
+    returncode, _, stderr = run_settings("config.settings.production", ["MAILGUN_WEBHOOK_MAX_AGE_SECONDS"], env)
+
+    assert_refuses(returncode, stderr, "MAILGUN_WEBHOOK_MAX_AGE_SECONDS must be a positive number")

@@ -275,6 +275,55 @@ def test_me_with_a_numeric_sub_is_refused(graphql, viewer, settings):
     assert result == _unauthenticated(NOT_VALID)
 
 
+# --- Odd claims in a correctly signed token: refused, never a 500 --------------------------------
+
+YEAR_10000 = 253_402_300_800
+# Each claim as the Auth service never sends it, in a token signed with the right secret.
+ODD_CLAIMS = {
+    "exp a numeric string": {"exp": str(_timestamp(3600))},
+    "exp 10^20": {"exp": 10**20},
+    "exp in year 10000": {"exp": YEAR_10000},
+    "exp a float past datetime": {"exp": 1e300},
+    "sub a number": {"sub": 42},
+    "sub a list": {"sub": ["6f1c1b5e-3f47-4d43-9b43-000000000000"]},
+    "sub an object": {"sub": {"id": "6f1c1b5e-3f47-4d43-9b43-000000000000"}},
+    "iat a string": {"iat": "yesterday"},
+    "iat 10^20": {"iat": 10**20},
+    "nbf a string": {"nbf": "now"},
+    "nbf 10^20": {"nbf": 10**20},
+}
+
+
+def _signed_with_odd_claims(viewer, odd: dict, settings) -> str:
+    return _token_by_hand({"alg": "HS256", "typ": "JWT"}, _claims(viewer, **odd), hmac_key=settings.JWT_SECRET.encode())
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("odd", ODD_CLAIMS.values(), ids=ODD_CLAIMS.keys())
+def test_me_with_an_odd_claim_in_a_signed_token_is_refused(graphql, viewer, settings, odd):
+    token = _signed_with_odd_claims(viewer, odd, settings)
+
+    result = graphql.execute(ME_QUERY, token=token)
+
+    assert result == _unauthenticated(NOT_VALID)
+
+
+@pytest.mark.parametrize("odd", [ODD_CLAIMS["exp 10^20"], ODD_CLAIMS["exp in year 10000"]], ids=["10^20", "year 10000"])
+def test_subscribe_with_an_exp_past_any_date_is_refused_and_changes_nothing(
+    graphql, viewer, plans, sandbox, settings, odd
+):
+    subscribe_input = _subscribe_input(graphql, "basic-monthly")
+    token = _signed_with_odd_claims(viewer, odd, settings)
+
+    result = graphql.execute(SUBSCRIBE_MUTATION, {"input": subscribe_input}, token=token)
+
+    assert result == _unauthenticated(NOT_VALID, field="subscribe", line=3)
+    assert Subscription.objects.count() == 0
+    assert Payment.objects.count() == 0
+    assert ClientRequest.objects.count() == 0
+    assert sandbox.store.count_payments() == 0
+
+
 # --- RS256: the Auth service's public key -------------------------------------------------------
 
 
@@ -492,6 +541,16 @@ def test_websocket_with_an_expired_token_is_refused(viewer):
     expired = make_token(viewer.id, viewer.email, expires_in=-120)
 
     answer = async_to_sync(_connection_init_answer)({"authorization": f"Bearer {expired}"})
+
+    assert answer == {"type": "websocket.close", "code": 4403, "reason": "Forbidden"}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("odd", ODD_CLAIMS.values(), ids=ODD_CLAIMS.keys())
+def test_websocket_with_an_odd_claim_in_a_signed_token_is_refused(viewer, settings, odd):
+    token = _signed_with_odd_claims(viewer, odd, settings)
+
+    answer = async_to_sync(_connection_init_answer)({"authorization": f"Bearer {token}"})
 
     assert answer == {"type": "websocket.close", "code": 4403, "reason": "Forbidden"}
 

@@ -1,5 +1,7 @@
 """Every operation is bounded (depth, aliases, tokens) and unexpected errors are masked."""
 
+import base64
+
 import pytest
 
 pytestmark = pytest.mark.django_db
@@ -77,3 +79,42 @@ def test_paging_within_the_limits_is_served(graphql, token, arguments):
     answer = graphql.execute(PAYMENTS_PAGE % arguments, token=token)
 
     assert answer == {"data": {"me": {"payments": {"edges": []}}}}
+
+
+def _cursor(inside: str | bytes) -> str:
+    """A cursor as strawberry_django encodes one: base64 of `orderedcursor:` and a JSON list."""
+    raw = inside.encode() if isinstance(inside, str) else inside
+    return base64.b64encode(b"orderedcursor:" + raw).decode()
+
+
+CURSOR_PAGE = "query($cursor: String) { me { payments(%s: $cursor, first: 5) { edges { node { id } } } } }"
+A_PAYMENT_ID = "6f1c1b5e-3f47-4d43-9b43-000000000000"
+MALFORMED_CURSORS = {
+    "5,000 nested brackets": _cursor("[" * 5000 + "]" * 5000),
+    "5,000 bare brackets": "[" * 5000,
+    "not base64": "%%% not base64 %%%",
+    "not UTF-8 inside": _cursor(b"\xff\xfe"),
+    "an object": _cursor('{"created_at": "2027-01-01T00:00:00+00:00"}'),
+    "numbers": _cursor("[1, 2]"),
+    "a 5,000-digit number": _cursor("[" + "9" * 5000 + ", 1]"),
+    "1e999": _cursor("[1e999, 1]"),
+    "a nested list": _cursor('[["2027-01-01T00:00:00+00:00"], "x"]'),
+    "100,000 values": _cursor("[" + ",".join(['"x"'] * 100_000) + "]"),
+    "not a moment": _cursor(f'["yesterday", "{A_PAYMENT_ID}"]'),
+    "not a payment id": _cursor('["2027-01-01T00:00:00+00:00", "42"]'),
+    "a moment without an offset": _cursor(f'["2027-01-01T00:00:00", "{A_PAYMENT_ID}"]'),
+    "year 1 east of UTC": _cursor(f'["0001-01-01T00:00:00+05:00", "{A_PAYMENT_ID}"]'),
+    "year 9999 west of UTC": _cursor(f'["9999-12-31T23:59:59-05:00", "{A_PAYMENT_ID}"]'),
+    "nulls for fields that are never null": _cursor("[null, null]"),
+}
+
+
+@pytest.mark.parametrize("cursor", MALFORMED_CURSORS.values(), ids=MALFORMED_CURSORS.keys())
+@pytest.mark.parametrize("argument", ["after", "before"])
+def test_a_malformed_cursor_is_the_clients_error_not_a_masked_one(graphql, token, cursor, argument):
+    answer = graphql.execute(CURSOR_PAGE % argument, {"cursor": cursor}, token=token)
+
+    assert answer["data"] is None
+    assert [(error["message"], error["extensions"]) for error in answer["errors"]] == [
+        ("'after' and 'before' take a cursor from this connection's edges.", {"code": "BAD_USER_INPUT"})
+    ]
