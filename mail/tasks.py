@@ -1,7 +1,8 @@
 """django-q2 tasks: thin. Each is safe to run twice at once (the unique email per event, SKIP
 LOCKED claims) and to kill at any point (a claimed email is tried again after its lease)."""
 
-from mail import services
+from billing.tasks import time_budget
+from mail import retention, services
 
 
 def deliver_emails() -> dict:
@@ -12,3 +13,7 @@ def deliver_emails() -> dict:
 
 def send_emails() -> dict:
     return services.email_send_ready().as_dict()
+
+
+def purge_old_emails() -> int:
+    return retention.email_purge_old(time_budget=time_budget())
