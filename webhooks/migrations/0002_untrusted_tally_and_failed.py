@@ -36,10 +36,6 @@ class Migration(migrations.Migration):
             field=models.CharField(choices=[('received', 'Received'), ('processed', 'Processed'), ('duplicate', 'Duplicate (nothing to do)'), ('ignored', 'Ignored'), ('rejected', 'Rejected'), ('deferred', 'Deferred (YooKassa will redeliver)'), ('failed', 'Failed (error recorded; YooKassa will redeliver)')], default='received', max_length=16),
         ),
         migrations.AddIndex(
-            model_name='yookassanotification',
-            index=models.Index(condition=models.Q(('outcome', 'received')), fields=['received_at'], name='notification_unfinished'),
-        ),
-        migrations.AddIndex(
             model_name='untrustednotificationtally',
             index=models.Index(fields=['window_start'], name='untrusted_tally_window'),
         ),
