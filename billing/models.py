@@ -387,6 +387,8 @@ class ClientRequest(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["viewer_id", "key"], name="client_request_key_unique_per_viewer")
         ]
+        # Retention deletes the oldest first, a batch at a time.
+        indexes = [models.Index(fields=["created_at"], name="client_request_created")]
 
     def __str__(self) -> str:
         return f"{self.operation} {self.key}"

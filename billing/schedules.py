@@ -17,6 +17,7 @@ BILLING_SCHEDULES = {
     "billing: expire subscriptions": ("billing.tasks.expire_subscriptions", 5),
     "billing: reconcile payments and refunds": ("billing.tasks.reconcile_payments_and_refunds", 5),
     "billing: record renewal notices": ("billing.tasks.record_renewal_notices", 60),
+    "billing: purge old events and client requests": ("billing.tasks.purge_old_records", 15),
 }
 
 

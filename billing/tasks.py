@@ -8,6 +8,7 @@ finishes whatever a killed worker left open.
 
 from django.conf import settings
 
+from billing import retention
 from billing.services import lifecycle, reconciliation, renewals
 
 
@@ -36,3 +37,12 @@ def time_budget() -> float:
     before killing it. A renewal batch finishes the page it took within twice that, which leaves
     the last third for the YooKassa call under way."""
     return settings.Q_CLUSTER["timeout"] / 3
+
+
+def purge_old_records() -> dict:
+    """Old outbox rows and idempotency keys (billing.retention), half of the time budget each."""
+    budget = time_budget() / 2
+    return {
+        "events": retention.event_purge_old(time_budget=budget),
+        "client_requests": retention.client_request_purge_old(time_budget=budget),
+    }

@@ -6,4 +6,5 @@ settings.SCHEDULE_PROVIDERS). New billing events also start a delivery as soon a
 MAIL_SCHEDULES = {
     "mail: deliver emails": ("mail.tasks.deliver_emails", 1),
     "mail: forget Mailgun webhook tokens": ("mail.tasks.forget_mailgun_webhook_tokens", 10),
+    "mail: purge old emails": ("mail.tasks.purge_old_emails", 15),
 }

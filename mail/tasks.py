@@ -1,7 +1,8 @@
 """django-q2 tasks: thin. Each is safe to run twice at once (the unique email per event, SKIP
 LOCKED claims) and to kill at any point (a claimed email is tried again after its lease)."""
 
-from mail import services
+from billing.tasks import time_budget
+from mail import retention, services
 
 
 def deliver_emails() -> dict:
@@ -17,3 +18,7 @@ def send_emails() -> dict:
 def forget_mailgun_webhook_tokens() -> dict:
     """Tokens signed before the replay window are refused by their timestamp: no need to keep them."""
     return {"forgotten": services.mailgun_webhook_token_delete_expired()}
+
+
+def purge_old_emails() -> int:
+    return retention.email_purge_old(time_budget=time_budget())

@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from billing.admin import ReadOnlyAdmin
-from webhooks.models import YooKassaNotification
+from webhooks.models import UntrustedNotificationTally, YooKassaNotification
 
 
 @admin.register(YooKassaNotification)
@@ -18,3 +18,12 @@ class YooKassaNotificationAdmin(ReadOnlyAdmin):
     list_select_related = ["payment"]
     date_hierarchy = "received_at"
     readonly_fields = [field.name for field in YooKassaNotification._meta.fields]
+
+
+@admin.register(UntrustedNotificationTally)
+class UntrustedNotificationTallyAdmin(ReadOnlyAdmin):
+    """Who keeps posting from outside YooKassa's networks (a new YooKassa range shows up here too)."""
+
+    list_display = ["window_start", "source_network", "received", "over_limit", "bytes_received", "last_seen_at"]
+    search_fields = ["source_network", "sample_remote_addr"]
+    date_hierarchy = "window_start"

@@ -1,4 +1,5 @@
 from django.db import models
+from django.db.models import Q
 
 
 class NotificationOutcome(models.TextChoices):
@@ -8,10 +9,13 @@ class NotificationOutcome(models.TextChoices):
     IGNORED = "ignored", "Ignored"
     REJECTED = "rejected", "Rejected"
     DEFERRED = "deferred", "Deferred (YooKassa will redeliver)"
+    FAILED = "failed", "Failed (error recorded; YooKassa will redeliver)"
 
 
 class YooKassaNotification(models.Model):
-    """The inbox: every notification as it came, trusted or not, and what became of it."""
+    """The inbox: every notification from YooKassa's addresses as it came, and what became of it.
+
+    Those from anywhere else are only counted (UntrustedNotificationTally)."""
 
     id = models.BigAutoField(primary_key=True)
     received_at = models.DateTimeField(auto_now_add=True)
@@ -32,7 +36,43 @@ class YooKassaNotification(models.Model):
         indexes = [
             models.Index(fields=["object_id"], name="notification_object"),
             models.Index(fields=["-received_at"], name="notification_recent"),
+            # The janitor finds interrupted ones without reading the whole inbox.
+            models.Index(
+                fields=["received_at"],
+                name="notification_unfinished",
+                condition=Q(outcome=NotificationOutcome.RECEIVED),
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.event or 'notification'} {self.object_id} ({self.outcome})"
+
+
+class UntrustedNotificationTally(models.Model):
+    """Notifications from outside YooKassa's networks: per source network and time window, how
+    many came and the start of the first one's body. Written with one upsert per request, so a
+    flood grows one counter, not the inbox."""
+
+    id = models.BigAutoField(primary_key=True)
+    # An IPv4 address as a /32, an IPv6 address by its /64 (one host owns a whole /64), or "unknown".
+    source_network = models.CharField(max_length=64)
+    window_start = models.DateTimeField()
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    received = models.PositiveBigIntegerField(default=0, help_text="Notifications in this window.")
+    over_limit = models.PositiveBigIntegerField(default=0, help_text="Of these, answered 429 (past the rate limit).")
+    bytes_received = models.PositiveBigIntegerField(default=0, help_text="Their bodies' sizes added up.")
+    sample_remote_addr = models.GenericIPAddressField(null=True, blank=True, help_text="The first one's address.")
+    sample_body = models.TextField(blank=True, help_text="The start of the first one's body.")
+
+    class Meta:
+        ordering = ["-window_start", "source_network"]
+        constraints = [
+            models.UniqueConstraint(fields=["source_network", "window_start"], name="untrusted_tally_one_per_window")
+        ]
+        indexes = [models.Index(fields=["window_start"], name="untrusted_tally_window")]
+        verbose_name = "untrusted notification tally"
+        verbose_name_plural = "untrusted notification tallies"
+
+    def __str__(self) -> str:
+        return f"{self.source_network} from {self.window_start:%Y-%m-%d %H:%M:%S}: {self.received}"

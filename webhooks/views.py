@@ -17,4 +17,7 @@ def yookassa_notification(request: HttpRequest) -> HttpResponse:
         proxies=settings.YOOKASSA_TRUSTED_PROXIES,
     )
     receipt = yookassa_notification_receive(remote_addr=source, body=request.body)
-    return HttpResponse(status=receipt.http_status)
+    response = HttpResponse(status=receipt.http_status)
+    if receipt.retry_after is not None:
+        response["Retry-After"] = str(receipt.retry_after)
+    return response

@@ -184,6 +184,7 @@ Q_CLUSTER = {
 SCHEDULE_PROVIDERS = {
     "billing: ": "billing.schedules.BILLING_SCHEDULES",
     "mail: ": "mail.schedules.MAIL_SCHEDULES",
+    "webhooks: ": "webhooks.schedules.WEBHOOKS_SCHEDULES",
 }
 
 # --- Email (Anymail) ------------------------------------------------------------------------
@@ -279,6 +280,27 @@ YOOKASSA_TRUSTED_PROXIES = env.list("YOOKASSA_TRUSTED_PROXIES", default=[])
 YOOKASSA_CONNECT_TIMEOUT = env.float("YOOKASSA_CONNECT_TIMEOUT", default=5.0)
 YOOKASSA_READ_TIMEOUT = env.float("YOOKASSA_READ_TIMEOUT", default=15.0)
 YOOKASSA_CALL_TIMEOUT = env.float("YOOKASSA_CALL_TIMEOUT", default=YOOKASSA_CONNECT_TIMEOUT + YOOKASSA_READ_TIMEOUT)
+
+# --- Inbox limits and retention -----------------------------------------------------------------
+
+# Notifications from outside YOOKASSA_TRUSTED_NETWORKS are never stored one by one: each source
+# network (an IPv4 address, an IPv6 /64) gets one tally row per window (a count and the first 1 KiB
+# of one body). Past this many in one window of this many seconds it is answered 429, not 403.
+YOOKASSA_UNTRUSTED_RATE_LIMIT = env.int("YOOKASSA_UNTRUSTED_RATE_LIMIT", default=30)
+YOOKASSA_UNTRUSTED_RATE_WINDOW_SECONDS = env.int("YOOKASSA_UNTRUSTED_RATE_WINDOW_SECONDS", default=60)
+# A trusted notification still "received" this many minutes after it came was interrupted (its
+# process or the database went away): it is marked deferred; YooKassa redelivers, reconciliation
+# catches up. Well above the longest a notification takes (a YooKassa call or two).
+YOOKASSA_NOTIFICATION_STALE_MINUTES = env.int("YOOKASSA_NOTIFICATION_STALE_MINUTES", default=15)
+# Rows of the logs that grow with traffic are deleted this many days after they were written (in
+# batches of RETENTION_BATCH_SIZE rows, a time budget per run). Payments, refunds, subscriptions,
+# saved cards and plans are never deleted. validate() keeps each age above the windows that read it.
+RETENTION_NOTIFICATION_DAYS = env.int("RETENTION_NOTIFICATION_DAYS", default=90)
+RETENTION_UNTRUSTED_NOTIFICATION_DAYS = env.int("RETENTION_UNTRUSTED_NOTIFICATION_DAYS", default=30)
+RETENTION_EVENT_DAYS = env.int("RETENTION_EVENT_DAYS", default=180)
+RETENTION_EMAIL_DAYS = env.int("RETENTION_EMAIL_DAYS", default=180)
+RETENTION_CLIENT_REQUEST_DAYS = env.int("RETENTION_CLIENT_REQUEST_DAYS", default=90)
+RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=1000)
 
 # --- Checkout ---------------------------------------------------------------------------------
 
@@ -428,6 +450,7 @@ def validate(settings: dict) -> None:
     _validate_dunning(settings["DUNNING_RETRY_DAYS"], settings["DUNNING_GRACE_DAYS"])
     _validate_task_lease(settings["Q_CLUSTER"])
     _validate_admin_access(settings)
+    _validate_inbox_and_retention(settings)
 
 
 def _check_networks(name: str, networks: list[str]) -> None:
@@ -479,3 +502,45 @@ def _validate_admin_access(settings: dict) -> None:
             "username, ip_address, user_agent or a +-joined combination of them, e.g. username+ip_address."
         )
     _check_networks("ADMIN_TRUSTED_PROXIES", settings["ADMIN_TRUSTED_PROXIES"])
+
+
+# A repeat of a viewer's money mutation under the same idempotency key returns the first result
+# for at least this long (README, "Retention"): RETENTION_CLIENT_REQUEST_DAYS may not go below it.
+CLIENT_REQUEST_KEY_PROMISE_DAYS = 30
+# The outbox is delivered to the Auth service with retries for days: events stay at least this long.
+EVENT_MIN_RETENTION_DAYS = 30
+# YooKassa redelivers a notification for 24 hours: the inbox keeps it past that.
+NOTIFICATION_MIN_RETENTION_DAYS = 2
+
+
+def _validate_inbox_and_retention(settings: dict) -> None:
+    if settings["YOOKASSA_UNTRUSTED_RATE_LIMIT"] < 1 or settings["YOOKASSA_UNTRUSTED_RATE_WINDOW_SECONDS"] < 1:
+        raise ImproperlyConfigured(
+            "YOOKASSA_UNTRUSTED_RATE_LIMIT and YOOKASSA_UNTRUSTED_RATE_WINDOW_SECONDS must be at least 1."
+        )
+    if settings["YOOKASSA_NOTIFICATION_STALE_MINUTES"] * 60 < max(300, 2 * settings["YOOKASSA_CALL_TIMEOUT"]):
+        raise ImproperlyConfigured(
+            "YOOKASSA_NOTIFICATION_STALE_MINUTES must be at least 5 and cover two YOOKASSA_CALL_TIMEOUTs: "
+            "a notification still being processed would be marked interrupted."
+        )
+    # Mail composes the email of every event of its lookback window that has none: an email (or an
+    # event) deleted while its event is still in that window would be composed and sent again.
+    lookback_days = -(-settings["MAIL_EVENT_LOOKBACK_HOURS"] // 24)
+    minimums = {
+        "RETENTION_NOTIFICATION_DAYS": (NOTIFICATION_MIN_RETENTION_DAYS, "YooKassa redelivers for 24 hours"),
+        "RETENTION_UNTRUSTED_NOTIFICATION_DAYS": (1, "a day at least"),
+        "RETENTION_EVENT_DAYS": (
+            max(EVENT_MIN_RETENTION_DAYS, 4 * lookback_days),
+            "the outbox is delivered with retries for days, and mail reads MAIL_EVENT_LOOKBACK_HOURS of it",
+        ),
+        "RETENTION_EMAIL_DAYS": (4 * lookback_days, "mail would send an email again for an event it still reads"),
+        "RETENTION_CLIENT_REQUEST_DAYS": (
+            CLIENT_REQUEST_KEY_PROMISE_DAYS,
+            "a repeat under the same idempotency key returns the first result for that long",
+        ),
+    }
+    for name, (minimum, why) in minimums.items():
+        if settings[name] < minimum:
+            raise ImproperlyConfigured(f"{name} ({settings[name]}) must be at least {minimum} days: {why}.")
+    if not 1 <= settings["RETENTION_BATCH_SIZE"] <= 10_000:
+        raise ImproperlyConfigured("RETENTION_BATCH_SIZE must be 1 to 10000 rows.")

@@ -13,10 +13,11 @@ from billing import tasks
 from billing.models import Payment, PaymentKind
 from billing.schedules import BILLING_SCHEDULES, schedules_install, schedules_wanted
 from mail.schedules import MAIL_SCHEDULES
+from webhooks.schedules import WEBHOOKS_SCHEDULES
 
 pytestmark = pytest.mark.django_db
 
-EVERY_SCHEDULE = BILLING_SCHEDULES | MAIL_SCHEDULES
+EVERY_SCHEDULE = BILLING_SCHEDULES | MAIL_SCHEDULES | WEBHOOKS_SCHEDULES
 
 
 def test_schedules_are_installed_once_however_often_the_command_runs():
@@ -35,11 +36,21 @@ def test_schedules_are_installed_once_however_often_the_command_runs():
 def test_every_app_named_in_the_settings_brings_its_schedules():
     wanted = schedules_wanted()
 
-    assert wanted == {"billing: ": BILLING_SCHEDULES, "mail: ": MAIL_SCHEDULES}
+    assert wanted == {"billing: ": BILLING_SCHEDULES, "mail: ": MAIL_SCHEDULES, "webhooks: ": WEBHOOKS_SCHEDULES}
+
+
+def test_the_retention_jobs_of_each_app_are_installed():
+    call_command("setup_schedules", stdout=io.StringIO())
+
+    installed = dict(Schedule.objects.values_list("name", "func"))
+    assert installed["billing: purge old events and client requests"] == "billing.tasks.purge_old_records"
+    assert installed["mail: purge old emails"] == "mail.tasks.purge_old_emails"
+    assert installed["webhooks: purge old notifications"] == "webhooks.tasks.purge_old_notifications"
+    assert installed["webhooks: close interrupted notifications"] == "webhooks.tasks.close_interrupted_notifications"
 
 
 def test_a_schedule_no_longer_wanted_is_removed():
-    for name in ("billing: something retired", "mail: something retired"):
+    for name in ("billing: something retired", "mail: something retired", "webhooks: something retired"):
         Schedule.objects.create(name=name, func="math.floor", schedule_type=Schedule.MINUTES, minutes=5)
 
     call_command("setup_schedules", stdout=io.StringIO())

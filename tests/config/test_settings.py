@@ -564,3 +564,66 @@ def test_production_refuses_a_mailgun_webhook_window_that_is_not_positive():
     returncode, _, stderr = run_settings("config.settings.production", ["MAILGUN_WEBHOOK_MAX_AGE_SECONDS"], env)
 
     assert_refuses(returncode, stderr, "MAILGUN_WEBHOOK_MAX_AGE_SECONDS must be a positive number")
+
+
+# --- inbox limits and retention -------------------------------------------------------------------
+
+
+def test_the_retention_ages_default_above_the_windows_that_read_the_rows():
+    names = [
+        "RETENTION_NOTIFICATION_DAYS",
+        "RETENTION_UNTRUSTED_NOTIFICATION_DAYS",
+        "RETENTION_EVENT_DAYS",
+        "RETENTION_EMAIL_DAYS",
+        "RETENTION_CLIENT_REQUEST_DAYS",
+        "RETENTION_BATCH_SIZE",
+        "YOOKASSA_UNTRUSTED_RATE_LIMIT",
+        "YOOKASSA_UNTRUSTED_RATE_WINDOW_SECONDS",
+        "YOOKASSA_NOTIFICATION_STALE_MINUTES",
+    ]
+
+    loaded = load_settings("config.settings.production", names, {**PRODUCTION, **ON_THE_SANDBOX})
+
+    assert loaded == {
+        "RETENTION_NOTIFICATION_DAYS": 90,
+        "RETENTION_UNTRUSTED_NOTIFICATION_DAYS": 30,
+        "RETENTION_EVENT_DAYS": 180,
+        "RETENTION_EMAIL_DAYS": 180,
+        "RETENTION_CLIENT_REQUEST_DAYS": 90,
+        "RETENTION_BATCH_SIZE": 1000,
+        "YOOKASSA_UNTRUSTED_RATE_LIMIT": 30,
+        "YOOKASSA_UNTRUSTED_RATE_WINDOW_SECONDS": 60,
+        "YOOKASSA_NOTIFICATION_STALE_MINUTES": 15,
+    }
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"RETENTION_CLIENT_REQUEST_DAYS": "29"}, "RETENTION_CLIENT_REQUEST_DAYS (29) must be at least 30 days"),
+        ({"RETENTION_EVENT_DAYS": "29"}, "RETENTION_EVENT_DAYS (29) must be at least 30 days"),
+        (
+            {"RETENTION_EVENT_DAYS": "39", "MAIL_EVENT_LOOKBACK_HOURS": "240"},
+            "RETENTION_EVENT_DAYS (39) must be at least 40 days",
+        ),
+        ({"RETENTION_EMAIL_DAYS": "3"}, "RETENTION_EMAIL_DAYS (3) must be at least 4 days"),
+        ({"RETENTION_NOTIFICATION_DAYS": "1"}, "RETENTION_NOTIFICATION_DAYS (1) must be at least 2 days"),
+        ({"RETENTION_BATCH_SIZE": "0"}, "RETENTION_BATCH_SIZE must be 1 to 10000 rows"),
+        ({"YOOKASSA_UNTRUSTED_RATE_LIMIT": "0"}, "YOOKASSA_UNTRUSTED_RATE_LIMIT"),
+        ({"YOOKASSA_NOTIFICATION_STALE_MINUTES": "1"}, "YOOKASSA_NOTIFICATION_STALE_MINUTES must be at least 5"),
+    ],
+    ids=[
+        "keys-below-the-promise",
+        "events-below-the-delivery-retries",
+        "events-below-four-mail-lookbacks",
+        "emails-inside-the-mail-lookback",
+        "notifications-inside-yookassas-redelivery",
+        "no-batch",
+        "no-rate",
+        "stale-before-a-call-could-end",
+    ],
+)
+def test_retention_ages_that_break_a_window_refuse_to_start(env, message):
+    returncode, _, stderr = run_settings("config.settings.local", ["DEBUG"], env)
+
+    assert_refuses(returncode, stderr, message)

@@ -9,7 +9,7 @@ from django.test import Client
 from billing.models import Payment, PaymentStatus
 from graphql_api.auth import Viewer
 from tests.helpers import pay_on_page, start_checkout
-from webhooks.models import NotificationOutcome, YooKassaNotification
+from webhooks.models import NotificationOutcome, UntrustedNotificationTally, YooKassaNotification
 
 PASSWORD = "operator-password"
 
@@ -52,9 +52,16 @@ def declined(sandbox, plan) -> Payment:
 
 
 @pytest.fixture
-def rejected(sandbox, paid) -> YooKassaNotification:
-    _notify(sandbox, paid, "payment.succeeded", remote_addr="8.8.8.8")
+def rejected(sandbox) -> YooKassaNotification:
+    """A notification from YooKassa's address that is not one (untrusted ones are only counted)."""
+    Client().post("/webhooks/yookassa/", data=b"not json", content_type="application/json", REMOTE_ADDR="127.0.0.1")
     return YooKassaNotification.objects.get(outcome=NotificationOutcome.REJECTED)
+
+
+@pytest.fixture
+def untrusted(sandbox, paid) -> UntrustedNotificationTally:
+    _notify(sandbox, paid, "payment.succeeded", remote_addr="8.8.8.8")
+    return UntrustedNotificationTally.objects.get()
 
 
 def _changelist(client: Client, url: str, query: dict | None = None) -> list:
@@ -94,8 +101,29 @@ def test_a_notification_shows_its_raw_body(operator, rejected):
     response = operator.get(f"/admin/webhooks/yookassanotification/{rejected.pk}/change/")
 
     assert response.status_code == 200
-    assert "8.8.8.8" in response.content.decode()
-    assert "Source address is not one of YooKassa" in response.content.decode()
+    assert "not json" in response.content.decode()
+    assert "Not a YooKassa notification." in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_untrusted_notifications_are_listed_as_tallies_with_their_sample(operator, untrusted):
+    rows = _changelist(operator, "/admin/webhooks/untrustednotificationtally/", {"q": "8.8.8.8"})
+    response = operator.get(f"/admin/webhooks/untrustednotificationtally/{untrusted.pk}/change/")
+
+    assert rows == [untrusted]
+    assert response.status_code == 200
+    assert "8.8.8.8/32" in response.content.decode()
+    assert "payment.succeeded" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_tallies_are_read_only(operator, untrusted):
+    add = operator.get("/admin/webhooks/untrustednotificationtally/add/")
+    delete = operator.post(f"/admin/webhooks/untrustednotificationtally/{untrusted.pk}/delete/", {"post": "yes"})
+
+    assert add.status_code == 403
+    assert delete.status_code == 403
+    assert UntrustedNotificationTally.objects.get() == untrusted
 
 
 @pytest.mark.django_db
