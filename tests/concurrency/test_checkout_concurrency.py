@@ -28,7 +28,7 @@ from billing.models import (
 )
 from sandbox.faults import ApiEffect, ApiFault
 from tests.helpers import GraphQLClient, eventually, make_token, pay_on_page
-from webhooks.models import NotificationOutcome, YooKassaNotification
+from webhooks.models import NotificationOutcome, UntrustedNotificationTally, YooKassaNotification
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -221,24 +221,25 @@ def test_twenty_concurrent_success_claims_for_a_payment_the_api_says_is_pending_
     }
 
 
-def test_a_real_notification_from_an_untrusted_address_is_rejected_and_recorded(server, sandbox, settings, token, plan):
+def test_a_real_notification_from_an_untrusted_address_is_rejected_and_counted(server, sandbox, settings, token, plan):
     settings.YOOKASSA_TRUSTED_NETWORKS = settings.YOOKASSA_PUBLISHED_NETWORKS  # loopback is not YooKassa
     subscribed = GraphQLClient(server.url).execute(SUBSCRIBE, _subscribe_input(plan, "untrusted"), token=token)
     pay_on_page(subscribed["data"]["subscribe"]["payment"]["confirmationUrl"], SUCCESS_CARD)
     (queued,) = sandbox.store.notifications()
     payment = Payment.objects.get()
+    body = json.dumps(queued.body).encode()
 
-    response = requests.post(server.url + "/webhooks/yookassa/", json=queued.body, timeout=30)
+    response = requests.post(
+        server.url + "/webhooks/yookassa/", data=body, headers={"Content-Type": "application/json"}, timeout=30
+    )
 
     assert response.status_code == 403
     _assert_nothing_activated(payment)
-    notification = YooKassaNotification.objects.get()
-    assert notification.outcome == NotificationOutcome.REJECTED
-    assert notification.detail == "Source address is not one of YooKassa's."
-    assert notification.trusted_source is False
-    assert notification.remote_addr == "127.0.0.1"
-    assert json.loads(notification.raw_body) == queued.body
-    assert notification.payment is None
+    assert not YooKassaNotification.objects.exists()
+    tally = UntrustedNotificationTally.objects.get()
+    assert (tally.source_network, tally.sample_remote_addr) == ("127.0.0.1/32", "127.0.0.1")
+    assert (tally.received, tally.over_limit, tally.bytes_received) == (1, 0, len(body))
+    assert tally.sample_body == body[:1024].decode()
 
 
 @pytest.mark.parametrize(
@@ -260,10 +261,14 @@ def test_behind_a_trusted_proxy_only_the_hop_it_saw_counts(
     )
 
     payment = Payment.objects.get()
-    notification = YooKassaNotification.objects.get()
     assert response.status_code == status
-    assert notification.remote_addr == source
-    assert notification.trusted_source is (status == 200)
+    if status == 200:
+        notification = YooKassaNotification.objects.get()
+        assert (notification.remote_addr, notification.trusted_source) == (source, True)
+    else:
+        assert not YooKassaNotification.objects.exists()
+        tally = UntrustedNotificationTally.objects.get()
+        assert (tally.sample_remote_addr, tally.received) == (source, 1)
     assert payment.status == (PaymentStatus.SUCCEEDED if status == 200 else PaymentStatus.PENDING)
 
 
