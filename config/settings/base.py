@@ -114,21 +114,23 @@ REDIS_URL = env.str("REDIS_URL", default="")
 # Connecting, for both the cache and the channel layer.
 REDIS_CONNECT_TIMEOUT = env.float("REDIS_CONNECT_TIMEOUT", default=0.5)
 # Each cache command (mail's debounce runs on a viewer's request path: a fraction of a second).
-REDIS_CACHE_SOCKET_TIMEOUT = env.float("REDIS_CACHE_SOCKET_TIMEOUT", default=0.5)
+REDIS_CACHE_SOCKET_TIMEOUT = env.float("REDIS_CACHE_SOCKET_TIMEOUT", default=0.25)
 # Each channel-layer command. channels_redis waits for messages with a BZPOPMIN of 5 s, so this
 # must stay above that (validate() insists); nothing on a request path waits for the layer.
 REDIS_LAYER_SOCKET_TIMEOUT = env.float("REDIS_LAYER_SOCKET_TIMEOUT", default=10.0)
 # Channel-layer connections per event loop (a web process has one loop, a worker one hint sender).
 REDIS_LAYER_MAX_CONNECTIONS = env.int("REDIS_LAYER_MAX_CONNECTIONS", default=20)
 CHANNEL_LAYER_BZPOPMIN_SECONDS = 5
-if REDIS_URL:
-    CHANNEL_LAYERS = {
+
+
+def redis_channel_layers(url: str) -> dict:
+    return {
         "default": {
             "BACKEND": "graphql_api.channel_layer.BoundedRedisChannelLayer",
             "CONFIG": {
                 "hosts": [
                     {
-                        "address": REDIS_URL,
+                        "address": url,
                         "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
                         "socket_timeout": REDIS_LAYER_SOCKET_TIMEOUT,
                         "max_connections": REDIS_LAYER_MAX_CONNECTIONS,
@@ -139,16 +141,21 @@ if REDIS_URL:
             },
         },
     }
-    CACHES = {
+
+
+def redis_caches(url: str) -> dict:
+    return {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
-            "OPTIONS": {
-                "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
-                "socket_timeout": REDIS_CACHE_SOCKET_TIMEOUT,
-            },
+            "LOCATION": url,
+            "OPTIONS": {"socket_connect_timeout": REDIS_CONNECT_TIMEOUT, "socket_timeout": REDIS_CACHE_SOCKET_TIMEOUT},
         }
     }
+
+
+if REDIS_URL:
+    CHANNEL_LAYERS = redis_channel_layers(REDIS_URL)
+    CACHES = redis_caches(REDIS_URL)
 else:
     # Per process only: good for one local process and for tests, never for production.
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
@@ -161,8 +168,8 @@ else:
 BILLING_EVENT_LISTENERS = env.list(
     "BILLING_EVENT_LISTENERS", default=["graphql_api.live.on_billing_event", "mail.receivers.on_billing_event"]
 )
-# Channel-layer hints are at most once: a live payment subscription also re-reads the payment this
-# often (seconds), so a lost hint delays an update by at most this much.
+# Channel-layer hints are at most once: a live payment subscription also re-reads the payment at
+# least this often (seconds), so a lost hint delays an update by at most this much.
 LIVE_PAYMENT_RECHECK_SECONDS = env.float("LIVE_PAYMENT_RECHECK_SECONDS", default=10.0)
 # The first re-read comes this soon after the subscription starts, a change or a hint; while
 # nothing changes the interval doubles, up to LIVE_PAYMENT_RECHECK_SECONDS.
