@@ -17,7 +17,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import suppress
 
 import strawberry
 from channels.db import database_sync_to_async
@@ -42,9 +42,11 @@ logger = logging.getLogger(__name__)
 
 # The channel-layer message type of a hint: the websocket consumer hands these to listen_to_channel.
 PAYMENT_CHANGED = "billing.payment_changed"
-# Joining or leaving a payment's group waits this long for the channel layer at most; past it the
-# subscription goes on with the timer only, and a socket's end is never held up by Redis.
+# Leaving a payment's group waits this long for the channel layer at most: a socket's end is never
+# held up by Redis. (Joining happens in the background, bounded by the layer's own timeouts.)
 GROUP_CALL_TIMEOUT = 1.0
+# The first read waits this long for the join: joined by then (as usual), the join needs no re-read.
+JOIN_HEAD_START = 0.1
 # Woken this long after the token's expiry, the expiry check is sure to see it expired.
 EXPIRY_MARGIN = 0.1
 SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
@@ -96,8 +98,9 @@ class LivePaymentSubscriptions:
             yield None
             return
         with live_limits.subscription_slot(viewer_id=viewer.id):
-            async with _hints(consumer, payment_group(payment_id)) as wakeups:
-                # In the group before the first read: no change committed after that read goes unheard.
+            wakeups = _Wakeups(consumer, payment_group(payment_id))
+            try:
+                await wakeups.give_the_join_a_head_start()
                 payment = await _read_payment(viewer_id=viewer.id, payment_id=payment_id)
                 yield payment
                 interval = _first_interval()
@@ -111,6 +114,8 @@ class LivePaymentSubscriptions:
                     interval = _first_interval() if changed or hinted else _next_interval(interval)
                     if changed:
                         yield payment
+            finally:
+                await wakeups.close()
 
 
 class SubscriptionsOverWebsocketOnly(SchemaExtension):
@@ -172,38 +177,39 @@ def _until_next_check(viewer: auth.Viewer, interval: float) -> float:
     return max(0.0, min(interval, until_expired))
 
 
-@asynccontextmanager
-async def _hints(consumer: GraphQLWSConsumer, group: str) -> AsyncIterator["_Wakeups"]:
-    """Wakeups by the group's hints and by the timer; by the timer only if the channel layer cannot
-    be reached. Joining and leaving the group are bounded: Redis never holds a subscription up."""
-    listening = consumer.listen_to_channel(PAYMENT_CHANGED, groups=[group])
-    try:
-        hints = await asyncio.wait_for(listening.__aenter__(), GROUP_CALL_TIMEOUT)
-    except Exception as exc:  # no layer, Redis away or frozen (TimeoutError)
-        logger.warning("A live subscription could not join %s (%r): it re-reads on its timer only", group, exc)
-        listening = hints = None
-    wakeups = _Wakeups(hints)
-    try:
-        yield wakeups
-    finally:
-        await wakeups.close()
-        if listening is not None:
-            try:
-                await asyncio.wait_for(listening.__aexit__(None, None, None), GROUP_CALL_TIMEOUT)
-            except Exception as exc:
-                # The membership expires on its own (the layer's group_expiry); nothing is sent to it meanwhile.
-                logger.info("A live subscription could not leave %s: %r", group, exc)
-
-
 class _Wakeups:
-    """Waits for the next hint, or a timeout; a hint that comes after a timeout counts the next time."""
+    """Wakes the subscription's loop on a hint to the payment's group, or when its timer runs out.
 
-    def __init__(self, hints: AsyncIterator | None) -> None:
-        self._hints = hints
+    The group is joined in the background, so the first answer never waits for Redis; the join's
+    completion wakes the loop like a hint (a change committed between the first read and the join is
+    read then). If the join fails (no channel layer, Redis away or frozen), the timer alone wakes the
+    loop. Leaving the group is bounded by GROUP_CALL_TIMEOUT: Redis never holds up a socket's end.
+    A hint that comes after a timeout counts the next time.
+    """
+
+    def __init__(self, consumer: GraphQLWSConsumer, group: str) -> None:
+        self._group = group
+        self._listening = consumer.listen_to_channel(PAYMENT_CHANGED, groups=[group])
+        self._joining: asyncio.Future | None = asyncio.ensure_future(self._listening.__aenter__())
+        self._hints: AsyncIterator | None = None
         self._next_hint: asyncio.Future | None = None
 
+    async def give_the_join_a_head_start(self) -> None:
+        await asyncio.wait([self._joining], timeout=JOIN_HEAD_START)
+        if self._joining.done():
+            self._joined()
+
     async def wait(self, *, timeout: float) -> bool:
-        """Whether a hint came (else the timeout passed)."""
+        """Whether a hint (or the join) woke it; False once the timeout passed."""
+        deadline = time.monotonic() + timeout
+        if self._joining is not None:
+            done, _ = await asyncio.wait([self._joining], timeout=timeout)
+            if not done:
+                return False
+            if self._joined():
+                return True
+            await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+            return False
         if self._hints is None:
             await asyncio.sleep(timeout)
             return False
@@ -216,10 +222,35 @@ class _Wakeups:
         hint.result()
         return True
 
+    def _joined(self) -> bool:
+        joining, self._joining = self._joining, None
+        if joining.cancelled():
+            return False
+        if joining.exception() is not None:
+            logger.warning(
+                "A live subscription could not join %s (%r): it re-reads on its timer only",
+                self._group,
+                joining.exception(),
+            )
+            return False
+        self._hints = joining.result()
+        return True
+
     async def close(self) -> None:
+        if self._joining is not None:
+            self._joining.cancel()
+            with suppress(Exception, asyncio.CancelledError):
+                await self._joining
+            self._joined()
         if self._next_hint is not None:
             self._next_hint.cancel()
             with suppress(asyncio.CancelledError):
                 await self._next_hint
-        if self._hints is not None:
-            await self._hints.aclose()
+        if self._hints is None:
+            return
+        await self._hints.aclose()
+        try:
+            await asyncio.wait_for(self._listening.__aexit__(None, None, None), GROUP_CALL_TIMEOUT)
+        except Exception as exc:
+            # The membership expires on its own (the layer's group_expiry); hints to it go nowhere meanwhile.
+            logger.info("A live subscription could not leave %s: %r", self._group, exc)
