@@ -2,6 +2,10 @@
 socket stays open); with the database away they end with a retryable SERVICE_UNAVAILABLE error,
 never `payment: null` (which means "no such payment")."""
 
+import logging
+import socket
+import time
+
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from django.db import OperationalError
@@ -121,3 +125,31 @@ def test_a_database_outage_when_a_live_subscription_starts_is_the_same_retryable
     assert [message["type"] for message in messages] == ["next", "complete"]
     assert messages[0]["payload"]["data"] is None
     assert [error["extensions"]["code"] for error in messages[0]["payload"]["errors"]] == ["SERVICE_UNAVAILABLE"]
+
+
+def test_with_redis_down_the_socket_stays_open_and_the_subscription_still_sees_the_payment_succeed(
+    viewer, token, plan, sandbox, settings, caplog
+):
+    # given a Redis that refuses connections (its port closed), and a viewer watching a pending payment
+    with socket.create_server(("127.0.0.1", 0)) as closed:
+        port = closed.getsockname()[1]
+    settings.CHANNEL_LAYERS = base.redis_channel_layers(f"redis://127.0.0.1:{port}/0")
+    settings.CACHES = base.redis_caches(f"redis://127.0.0.1:{port}/0")
+    settings.LIVE_PAYMENT_RECHECK_MIN_SECONDS = 0.2
+    settings.LIVE_PAYMENT_RECHECK_SECONDS = 0.5
+    payment = start_checkout(viewer, plan).payment
+
+    @sync_to_async
+    def pay_after_the_layer_failed() -> None:
+        time.sleep(1.5)  # the consumer's reads of the layer have failed (and been retried) by now
+        pay_on_page(payment.confirmation_url, SUCCESS_CARD)
+        services.payment_refresh(provider_payment_id=payment.provider_payment_id)
+
+    # when the viewer pays
+    with caplog.at_level(logging.WARNING, logger="graphql_api.views"):
+        messages = async_to_sync(_watch)(token, _global_id(payment), meanwhile=pay_after_the_layer_failed)
+
+    # then the socket was not closed (no 1011): the re-read brought the news and the subscription completed
+    assert [message["type"] for message in messages] == ["next", "next", "complete"]
+    assert [message["payload"]["data"]["payment"]["status"] for message in messages[:2]] == ["PENDING", "SUCCEEDED"]
+    assert "The channel layer cannot be read" in caplog.text
