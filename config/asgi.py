@@ -11,6 +11,7 @@ django_application = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.urls import path  # noqa: E402
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL  # noqa: E402
 
 from graphql_api.schema import schema  # noqa: E402
 from graphql_api.views import BillingGraphQLWSConsumer  # noqa: E402
@@ -23,7 +24,10 @@ application = ProtocolTypeRouter(
                 path(
                     "graphql/",
                     BillingGraphQLWSConsumer.as_asgi(
-                        schema=schema, allowed_origins=settings.GRAPHQL_WS_ALLOWED_ORIGINS
+                        schema=schema,
+                        allowed_origins=settings.GRAPHQL_WS_ALLOWED_ORIGINS,
+                        # The documented protocol only: the caps and close codes are written for it.
+                        subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
                     ),
                 ),
             ]

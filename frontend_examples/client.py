@@ -47,9 +47,21 @@ class BillingClient:
             raise SystemExit(_messages(answer["errors"]))
         return answer["data"]
 
-    def watch(self, query: str, variables: dict) -> dict | None:
+    def watch(self, query: str, variables: dict, *, attempts: int = 5) -> dict | None:
         """Run a subscription over the websocket (graphql-transport-ws) until the server completes it;
-        return the data of its last answer."""
+        return the data of its last answer. A retryable error (SERVICE_UNAVAILABLE: the server cannot
+        read the database just now) subscribes again after the delay the server asks for."""
+        for attempt in range(1, attempts + 1):
+            data, retry_after = self._watch_once(query, variables)
+            if retry_after is None:
+                return data
+            if attempt < attempts:
+                print(f"The server is busy; watching again in {retry_after} s.")
+                time.sleep(retry_after)
+        raise SystemExit("The server kept answering SERVICE_UNAVAILABLE.")
+
+    def _watch_once(self, query: str, variables: dict) -> tuple[dict | None, float | None]:
+        """(the data of the last answer, None) once completed; (None, seconds) on a retryable error."""
         with connect(self.websocket_url, subprotocols=["graphql-transport-ws"], open_timeout=10) as socket:
             # Browsers cannot set headers on a websocket: the token goes in connection_init's payload.
             socket.send(json.dumps({"type": "connection_init", "payload": self.headers}))
@@ -64,11 +76,14 @@ class BillingClient:
                 elif message["type"] == "error":
                     raise SystemExit(_messages(message["payload"]))
                 elif message["type"] == "next":
-                    if message["payload"].get("errors"):
-                        raise SystemExit(_messages(message["payload"]["errors"]))
+                    errors = message["payload"].get("errors")
+                    if errors and all((error.get("extensions") or {}).get("retryable") for error in errors):
+                        return None, max(error["extensions"].get("retryAfterSeconds", 5) for error in errors)
+                    if errors:
+                        raise SystemExit(_messages(errors))
                     data = message["payload"]["data"]
                 elif message["type"] == "complete":
-                    return data
+                    return data, None
         raise WebSocketException("the websocket closed before the subscription completed")
 
 

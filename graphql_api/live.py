@@ -1,9 +1,15 @@
 """Live payment status: the `payment(id)` subscription, and the hint that wakes it.
 
 When billing changes a payment it records an event; after commit, `on_billing_event` (named in
-BILLING_EVENT_LISTENERS) sends a hint to the payment's channel-layer group. Channel layers deliver
-at most once, so a hint only says "look again": the subscription re-reads the payment on every
-hint and at least every LIVE_PAYMENT_RECHECK_SECONDS, and sends only what the database says.
+BILLING_EVENT_LISTENERS) sends a hint to the payment's channel-layer group, in the background
+(graphql_api/hints.py). Channel layers deliver at most once, so a hint only says "look again": the
+subscription re-reads the payment on every hint and on a timer, and sends only what the database
+says. The timer starts at LIVE_PAYMENT_RECHECK_MIN_SECONDS after each change or hint and doubles
+while nothing changes, up to LIVE_PAYMENT_RECHECK_SECONDS. Without the channel layer (Redis away)
+the timer alone keeps the subscription going.
+
+A subscription lives only as long as its websocket (graphql_api/views.py ends it with the socket),
+and a viewer holds at most LIVE_MAX_SUBSCRIPTIONS_PER_VIEWER of them (graphql_api/live_limits.py).
 """
 
 import asyncio
@@ -14,10 +20,9 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import suppress
 
 import strawberry
-from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import Error as DatabaseFailure
 from django.db.models import prefetch_related_objects
 from graphql import GraphQLError
 from strawberry import relay
@@ -28,21 +33,35 @@ from strawberry.types.graphql import OperationType
 
 from billing import selectors
 from billing.models import BillingEvent, Payment, PaymentStatus
-from graphql_api import auth
+from graphql_api import auth, live_limits
 from graphql_api.billing_types import PaymentType
+from graphql_api.hints import hint_send
 from graphql_api.viewer import uuid_of
 
 logger = logging.getLogger(__name__)
 
 # The channel-layer message type of a hint: the websocket consumer hands these to listen_to_channel.
 PAYMENT_CHANGED = "billing.payment_changed"
-# Billing's caller (a webhook, a task) does not wait longer than this for the channel layer.
-HINT_SEND_TIMEOUT = 2.0
+# Leaving a payment's group waits this long for the channel layer at most: a socket's end is never
+# held up by Redis. (Joining happens in the background, bounded by the layer's own timeouts.)
+GROUP_CALL_TIMEOUT = 1.0
+# The first read waits this long for the join: joined by then (as usual), the join needs no re-read.
+JOIN_HEAD_START = 0.1
 # Woken this long after the token's expiry, the expiry check is sure to see it expired.
 EXPIRY_MARGIN = 0.1
+SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+# What a client told SERVICE_UNAVAILABLE waits before it subscribes again.
+RETRY_AFTER_SECONDS = 5
 
-# Hints sent from inside a running event loop, kept referenced until sent.
-_hints_in_flight: set[asyncio.Task] = set()
+
+class PaymentUnavailable(GraphQLError):
+    """The database could not be read: not "no such payment" (null) but a retryable error."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The payment cannot be read right now: subscribe again in a few seconds.",
+            extensions={"code": SERVICE_UNAVAILABLE, "retryable": True, "retryAfterSeconds": RETRY_AFTER_SECONDS},
+        )
 
 
 def payment_group(payment_id: uuid.UUID) -> str:
@@ -51,31 +70,11 @@ def payment_group(payment_id: uuid.UUID) -> str:
 
 
 def on_billing_event(event: BillingEvent) -> None:
-    """A billing event listener: wake the live subscriptions of the event's payment, if it has one."""
-    if event.payment_id is None or get_channel_layer() is None:
+    """A billing event listener: wake the live subscriptions of the event's payment, if it has one.
+    Returns at once: the hint is sent in the background, best effort."""
+    if event.payment_id is None:
         return
-    group = payment_group(event.payment_id)
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        # The usual case: services run in worker threads (sync_to_async, django-q2 workers), and
-        # async_to_sync hands the send to the thread's outer event loop or to a new one.
-        async_to_sync(_send_hint)(group)
-        return
-    # Called from inside an event loop, where async_to_sync cannot block: send in the background.
-    task = loop.create_task(_send_hint(group))
-    _hints_in_flight.add(task)
-    task.add_done_callback(_hint_done)
-
-
-async def _send_hint(group: str) -> None:
-    await asyncio.wait_for(get_channel_layer().group_send(group, {"type": PAYMENT_CHANGED}), HINT_SEND_TIMEOUT)
-
-
-def _hint_done(task: asyncio.Task) -> None:
-    _hints_in_flight.discard(task)
-    if not task.cancelled() and task.exception() is not None:
-        logger.error("A live payment hint was not sent", exc_info=task.exception())
+    hint_send(payment_group(event.payment_id), {"type": PAYMENT_CHANGED})
 
 
 @strawberry.type
@@ -84,7 +83,10 @@ class LivePaymentSubscriptions:
         description=(
             "One of the viewer's payments, live: its state now, then again each time its status or refunds "
             "change. Completes once the payment is settled: CANCELED, or SUCCEEDED with no refund in flight. "
-            "Null (and complete) for any other id, like the payment query. Over the websocket only."
+            "Null (and complete) for any other id, like the payment query. An error (then complete) with "
+            "extensions.code SERVICE_UNAVAILABLE when the payment cannot be read now (retryable: subscribe again "
+            "after extensions.retryAfterSeconds), TOO_MANY_SUBSCRIPTIONS past the viewer's cap of live "
+            "subscriptions, UNAUTHENTICATED without a valid token. Over the websocket only."
         )
     )
     async def payment(self, info: Info, id: relay.GlobalID) -> AsyncGenerator[PaymentType | None, None]:
@@ -95,22 +97,22 @@ class LivePaymentSubscriptions:
         if payment_id is None:
             yield None
             return
-        async with consumer.listen_to_channel(PAYMENT_CHANGED, groups=[payment_group(payment_id)]) as hints:
-            # In the group before the first read: no change committed after that read goes unheard.
-            payment = await _read_payment(viewer_id=viewer.id, payment_id=payment_id)
-            if payment is None:
-                yield None
-                return
-            wakeups = _Wakeups(hints)
+        with live_limits.subscription_slot(viewer_id=viewer.id):
+            wakeups = _Wakeups(consumer, payment_group(payment_id))
             try:
+                await wakeups.give_the_join_a_head_start()
+                payment = await _read_payment(viewer_id=viewer.id, payment_id=payment_id)
                 yield payment
-                seen = _watched_state(payment)
-                while not _is_settled(payment):
-                    await wakeups.wait(timeout=_until_next_check(viewer))
+                interval = _first_interval()
+                while payment is not None and not _is_settled(payment):
+                    seen = _watched_state(payment)
+                    hinted = await wakeups.wait(timeout=_until_next_check(viewer, interval))
                     viewer = context.viewer  # an expired token ends the subscription with its error
                     payment = await _read_payment(viewer_id=viewer.id, payment_id=payment_id)
-                    if _watched_state(payment) != seen:
-                        seen = _watched_state(payment)
+                    changed = payment is None or _watched_state(payment) != seen
+                    # Something is going on after a change or a hint: look again soon, then less and less often.
+                    interval = _first_interval() if changed or hinted else _next_interval(interval)
+                    if changed:
                         yield payment
             finally:
                 await wakeups.close()
@@ -128,9 +130,18 @@ class SubscriptionsOverWebsocketOnly(SchemaExtension):
         yield
 
 
+async def _read_payment(*, viewer_id: uuid.UUID, payment_id: uuid.UUID) -> Payment | None:
+    """The payment as committed now; a database that cannot answer is a retryable error, never null."""
+    try:
+        return await _read_payment_now(viewer_id=viewer_id, payment_id=payment_id)
+    except DatabaseFailure as exc:
+        logger.warning("A live payment subscription could not read payment %s: %r", payment_id, exc)
+        raise PaymentUnavailable() from exc
+
+
 @database_sync_to_async
-def _read_payment(*, viewer_id: uuid.UUID, payment_id: uuid.UUID) -> Payment | None:
-    """The payment as committed now (database_sync_to_async: a websocket's connection is recycled)."""
+def _read_payment_now(*, viewer_id: uuid.UUID, payment_id: uuid.UUID) -> Payment | None:
+    """database_sync_to_async: a websocket's connection is recycled like a request's."""
     payment = selectors.payment_get_for_viewer(viewer_id=viewer_id, payment_id=payment_id)
     if payment is not None:
         prefetch_related_objects([payment], "refunds")
@@ -150,9 +161,16 @@ def _is_settled(payment: Payment) -> bool:
     return payment.status == PaymentStatus.SUCCEEDED and not any(refund.is_open for refund in payment.refunds.all())
 
 
-def _until_next_check(viewer: auth.Viewer) -> float:
+def _first_interval() -> float:
+    return min(settings.LIVE_PAYMENT_RECHECK_MIN_SECONDS, settings.LIVE_PAYMENT_RECHECK_SECONDS)
+
+
+def _next_interval(interval: float) -> float:
+    return min(interval * 2, settings.LIVE_PAYMENT_RECHECK_SECONDS)
+
+
+def _until_next_check(viewer: auth.Viewer, interval: float) -> float:
     """The fallback re-read's interval, cut short to just after the token expires."""
-    interval = settings.LIVE_PAYMENT_RECHECK_SECONDS
     if viewer.expires_at is None:
         return interval
     until_expired = viewer.expires_at.timestamp() + auth.CLOCK_SKEW + EXPIRY_MARGIN - time.time()
@@ -160,23 +178,79 @@ def _until_next_check(viewer: auth.Viewer) -> float:
 
 
 class _Wakeups:
-    """Waits for the next hint, or a timeout; a hint that comes after a timeout counts the next time."""
+    """Wakes the subscription's loop on a hint to the payment's group, or when its timer runs out.
 
-    def __init__(self, hints: AsyncIterator) -> None:
-        self._hints = hints
+    The group is joined in the background, so the first answer never waits for Redis; the join's
+    completion wakes the loop like a hint (a change committed between the first read and the join is
+    read then). If the join fails (no channel layer, Redis away or frozen), the timer alone wakes the
+    loop. Leaving the group is bounded by GROUP_CALL_TIMEOUT: Redis never holds up a socket's end.
+    A hint that comes after a timeout counts the next time.
+    """
+
+    def __init__(self, consumer: GraphQLWSConsumer, group: str) -> None:
+        self._group = group
+        self._listening = consumer.listen_to_channel(PAYMENT_CHANGED, groups=[group])
+        self._joining: asyncio.Future | None = asyncio.ensure_future(self._listening.__aenter__())
+        self._hints: AsyncIterator | None = None
         self._next_hint: asyncio.Future | None = None
 
-    async def wait(self, *, timeout: float) -> None:
+    async def give_the_join_a_head_start(self) -> None:
+        await asyncio.wait([self._joining], timeout=JOIN_HEAD_START)
+        if self._joining.done():
+            self._joined()
+
+    async def wait(self, *, timeout: float) -> bool:
+        """Whether a hint (or the join) woke it; False once the timeout passed."""
+        deadline = time.monotonic() + timeout
+        if self._joining is not None:
+            done, _ = await asyncio.wait([self._joining], timeout=timeout)
+            if not done:
+                return False
+            if self._joined():
+                return True
+            await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+            return False
+        if self._hints is None:
+            await asyncio.sleep(timeout)
+            return False
         if self._next_hint is None:
             self._next_hint = asyncio.ensure_future(anext(self._hints))
         done, _ = await asyncio.wait([self._next_hint], timeout=timeout)
-        if done:
-            hint, self._next_hint = self._next_hint, None
-            hint.result()
+        if not done:
+            return False
+        hint, self._next_hint = self._next_hint, None
+        hint.result()
+        return True
+
+    def _joined(self) -> bool:
+        joining, self._joining = self._joining, None
+        if joining.cancelled():
+            return False
+        if joining.exception() is not None:
+            logger.warning(
+                "A live subscription could not join %s (%r): it re-reads on its timer only",
+                self._group,
+                joining.exception(),
+            )
+            return False
+        self._hints = joining.result()
+        return True
 
     async def close(self) -> None:
+        if self._joining is not None:
+            self._joining.cancel()
+            with suppress(Exception, asyncio.CancelledError):
+                await self._joining
+            self._joined()
         if self._next_hint is not None:
             self._next_hint.cancel()
             with suppress(asyncio.CancelledError):
                 await self._next_hint
+        if self._hints is None:
+            return
         await self._hints.aclose()
+        try:
+            await asyncio.wait_for(self._listening.__aexit__(None, None, None), GROUP_CALL_TIMEOUT)
+        except Exception as exc:
+            # The membership expires on its own (the layer's group_expiry); hints to it go nowhere meanwhile.
+            logger.info("A live subscription could not leave %s: %r", self._group, exc)

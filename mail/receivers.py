@@ -2,6 +2,8 @@
 BILLING_EVENT_LISTENERS) and Anymail's delivery tracking (what became of a sent email)."""
 
 import logging
+import threading
+import time
 
 from anymail.signals import EventType, tracking
 from django.core.cache import cache
@@ -18,6 +20,9 @@ logger = logging.getLogger(__name__)
 # delivery started too early misses, the next one (or the one-minute schedule) picks up.
 DELIVERY_DEBOUNCE_KEY = "mail:delivery-enqueued"
 DELIVERY_DEBOUNCE_SECONDS = 1
+# After the cache (Redis) fails, it is left alone this long: a frozen Redis costs one request one
+# socket timeout (REDIS_CACHE_SOCKET_TIMEOUT) per this many seconds, not every event its own.
+CACHE_RETRY_AFTER_SECONDS = 30
 TRACKED_EVENTS = {
     EventType.DELIVERED,
     EventType.DEFERRED,
@@ -30,8 +35,40 @@ TRACKED_EVENTS = {
 
 def on_billing_event(event: BillingEvent) -> None:
     """Called by billing once the event is committed: deliver its email soon, not at the next schedule."""
-    if event.type in MAIL_EVENT_TYPES and cache.add(DELIVERY_DEBOUNCE_KEY, True, timeout=DELIVERY_DEBOUNCE_SECONDS):
+    if event.type in MAIL_EVENT_TYPES and _first_in_debounce_window():
         enqueue("mail.tasks.deliver_emails")
+
+
+class _Debounce:
+    """Whether a delivery was enqueued in the last DELIVERY_DEBOUNCE_SECONDS: across processes through
+    the cache; in this process only while the cache fails (fail open: deliveries are safe to run twice
+    at once, and the one-minute schedule delivers anyway)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cache_unavailable_until = 0.0
+        self._local_window_ends = 0.0
+
+    def first_in_window(self) -> bool:
+        if time.monotonic() >= self._cache_unavailable_until:
+            try:
+                return cache.add(DELIVERY_DEBOUNCE_KEY, True, timeout=DELIVERY_DEBOUNCE_SECONDS)
+            except Exception as exc:
+                logger.warning("Mail's debounce cannot reach the cache (%r): debouncing in this process", exc)
+                self._cache_unavailable_until = time.monotonic() + CACHE_RETRY_AFTER_SECONDS
+        with self._lock:
+            now = time.monotonic()
+            if now < self._local_window_ends:
+                return False
+            self._local_window_ends = now + DELIVERY_DEBOUNCE_SECONDS
+            return True
+
+
+_debounce = _Debounce()
+
+
+def _first_in_debounce_window() -> bool:
+    return _debounce.first_in_window()
 
 
 @receiver(tracking, dispatch_uid="mail.record_delivery")

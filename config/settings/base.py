@@ -137,15 +137,53 @@ CONTENT_SECURITY_POLICY = {
 # --- Channels (websockets) and cache --------------------------------------------------------
 
 REDIS_URL = env.str("REDIS_URL", default="")
-if REDIS_URL:
-    CHANNEL_LAYERS = {
+# Every Redis client has timeouts, so that a Redis that accepts connections and never answers (a
+# frozen server) costs a bounded wait, never a hung request (issue 9). Seconds.
+# Connecting, for both the cache and the channel layer.
+REDIS_CONNECT_TIMEOUT = env.float("REDIS_CONNECT_TIMEOUT", default=0.5)
+# Each cache command (mail's debounce runs on a viewer's request path: a fraction of a second).
+REDIS_CACHE_SOCKET_TIMEOUT = env.float("REDIS_CACHE_SOCKET_TIMEOUT", default=0.25)
+# Each channel-layer command. channels_redis waits for messages with a BZPOPMIN of 5 s, so this
+# must stay above that (validate() insists); nothing on a request path waits for the layer.
+REDIS_LAYER_SOCKET_TIMEOUT = env.float("REDIS_LAYER_SOCKET_TIMEOUT", default=10.0)
+# Channel-layer connections per event loop (a web process has one loop, a worker one hint sender).
+REDIS_LAYER_MAX_CONNECTIONS = env.int("REDIS_LAYER_MAX_CONNECTIONS", default=20)
+CHANNEL_LAYER_BZPOPMIN_SECONDS = 5
+
+
+def redis_channel_layers(url: str) -> dict:
+    return {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            # socket_timeout=None: redis-py 8 would otherwise drop idle websockets after 5 s.
-            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": None}]},
+            "BACKEND": "graphql_api.channel_layer.BoundedRedisChannelLayer",
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": url,
+                        "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+                        "socket_timeout": REDIS_LAYER_SOCKET_TIMEOUT,
+                        "max_connections": REDIS_LAYER_MAX_CONNECTIONS,
+                        # A command waits this long for a free connection of the loop's pool.
+                        "pool_timeout": REDIS_LAYER_SOCKET_TIMEOUT,
+                    }
+                ]
+            },
         },
     }
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+
+
+def redis_caches(url: str) -> dict:
+    return {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": url,
+            "OPTIONS": {"socket_connect_timeout": REDIS_CONNECT_TIMEOUT, "socket_timeout": REDIS_CACHE_SOCKET_TIMEOUT},
+        }
+    }
+
+
+if REDIS_URL:
+    CHANNEL_LAYERS = redis_channel_layers(REDIS_URL)
+    CACHES = redis_caches(REDIS_URL)
 else:
     # Per process only: good for one local process and for tests, never for production.
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
@@ -158,9 +196,16 @@ else:
 BILLING_EVENT_LISTENERS = env.list(
     "BILLING_EVENT_LISTENERS", default=["graphql_api.live.on_billing_event", "mail.receivers.on_billing_event"]
 )
-# Channel-layer hints are at most once: a live payment subscription also re-reads the payment this
-# often (seconds), so a lost hint delays an update by at most this much.
+# Channel-layer hints are at most once: a live payment subscription also re-reads the payment at
+# least this often (seconds), so a lost hint delays an update by at most this much.
 LIVE_PAYMENT_RECHECK_SECONDS = env.float("LIVE_PAYMENT_RECHECK_SECONDS", default=10.0)
+# The first re-read comes this soon after the subscription starts, a change or a hint; while
+# nothing changes the interval doubles, up to LIVE_PAYMENT_RECHECK_SECONDS.
+LIVE_PAYMENT_RECHECK_MIN_SECONDS = env.float("LIVE_PAYMENT_RECHECK_MIN_SECONDS", default=2.0)
+# A viewer's live websockets and live subscriptions at once, per web process (graphql_api/live_limits.py).
+# Past them a socket is closed with code 4008, a subscription answers TOO_MANY_SUBSCRIPTIONS.
+LIVE_MAX_SOCKETS_PER_VIEWER = env.int("LIVE_MAX_SOCKETS_PER_VIEWER", default=10)
+LIVE_MAX_SUBSCRIPTIONS_PER_VIEWER = env.int("LIVE_MAX_SUBSCRIPTIONS_PER_VIEWER", default=20)
 
 # --- Background tasks (django-q2, ORM broker) -----------------------------------------------
 
@@ -431,8 +476,7 @@ def validate(settings: dict) -> None:
             "YOOKASSA_SANDBOX is off but no YooKassa credentials are configured: "
             "set YOOKASSA_SHOP_ID and YOOKASSA_SECRET_KEY, or YOOKASSA_SANDBOX=true."
         )
-    if settings["LIVE_PAYMENT_RECHECK_SECONDS"] <= 0:
-        raise ImproperlyConfigured("LIVE_PAYMENT_RECHECK_SECONDS must be a positive number of seconds.")
+    _validate_live(settings)
     if not 1 <= settings["YOOKASSA_VAT_CODE"] <= 12:
         raise ImproperlyConfigured(
             "YOOKASSA_VAT_CODE is one of YooKassa's VAT codes, 1 to 12 (1 = no VAT): YooKassa refuses any other."
@@ -451,6 +495,24 @@ def validate(settings: dict) -> None:
     _validate_task_lease(settings["Q_CLUSTER"])
     _validate_admin_access(settings)
     _validate_inbox_and_retention(settings)
+
+
+def _validate_live(settings: dict) -> None:
+    for name in ("LIVE_PAYMENT_RECHECK_SECONDS", "LIVE_PAYMENT_RECHECK_MIN_SECONDS"):
+        if not settings[name] > 0:
+            raise ImproperlyConfigured(f"{name} must be a positive number of seconds.")
+    for name in ("LIVE_MAX_SOCKETS_PER_VIEWER", "LIVE_MAX_SUBSCRIPTIONS_PER_VIEWER", "REDIS_LAYER_MAX_CONNECTIONS"):
+        if settings[name] < 1:
+            raise ImproperlyConfigured(f"{name} must be at least 1.")
+    for name in ("REDIS_CONNECT_TIMEOUT", "REDIS_CACHE_SOCKET_TIMEOUT"):
+        if not settings[name] > 0:
+            raise ImproperlyConfigured(f"{name} must be a positive number of seconds.")
+    if not settings["REDIS_LAYER_SOCKET_TIMEOUT"] > settings["CHANNEL_LAYER_BZPOPMIN_SECONDS"] + 1:
+        raise ImproperlyConfigured(
+            f"REDIS_LAYER_SOCKET_TIMEOUT ({settings['REDIS_LAYER_SOCKET_TIMEOUT']} s) must be above "
+            f"{settings['CHANNEL_LAYER_BZPOPMIN_SECONDS'] + 1} s: channels_redis waits for messages with a BZPOPMIN "
+            f"of {settings['CHANNEL_LAYER_BZPOPMIN_SECONDS']} s, and a shorter timeout drops every idle websocket."
+        )
 
 
 def _check_networks(name: str, networks: list[str]) -> None:

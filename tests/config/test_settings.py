@@ -121,17 +121,42 @@ def test_database_url_configures_postgresql_without_connecting():
     assert "transaction_mode" not in database.get("OPTIONS", {})
 
 
-def test_redis_url_configures_the_redis_channel_layer_without_socket_timeout_and_a_redis_cache():
+def test_redis_url_configures_a_bounded_redis_channel_layer_and_a_redis_cache_both_with_timeouts():
     env = {"REDIS_URL": "redis://127.0.0.1:6379/0"}
 
     loaded = load_settings("config.settings.local", ["CHANNEL_LAYERS", "CACHES"], env)
 
     layer = loaded["CHANNEL_LAYERS"]["default"]
-    assert layer["BACKEND"] == "channels_redis.core.RedisChannelLayer"
-    assert layer["CONFIG"]["hosts"] == [{"address": "redis://127.0.0.1:6379/0", "socket_timeout": None}]
+    assert layer["BACKEND"] == "graphql_api.channel_layer.BoundedRedisChannelLayer"
+    # Above channels_redis' 5 s BZPOPMIN, or every idle websocket would be dropped (channels_redis#422).
+    assert layer["CONFIG"]["hosts"] == [
+        {
+            "address": "redis://127.0.0.1:6379/0",
+            "socket_connect_timeout": 0.5,
+            "socket_timeout": 10.0,
+            "max_connections": 20,
+            "pool_timeout": 10.0,
+        }
+    ]
     cache = loaded["CACHES"]["default"]
     assert cache["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
     assert cache["LOCATION"] == "redis://127.0.0.1:6379/0"
+    assert cache["OPTIONS"] == {"socket_connect_timeout": 0.5, "socket_timeout": 0.25}
+
+
+def test_a_channel_layer_socket_timeout_within_its_bzpopmin_refuses_to_start():
+    env = {**PRODUCTION, "REDIS_LAYER_SOCKET_TIMEOUT": "5"}
+
+    returncode, _, stderr = run_settings("config.settings.production", ["REDIS_LAYER_SOCKET_TIMEOUT"], env)
+
+    assert_refuses(returncode, stderr, "REDIS_LAYER_SOCKET_TIMEOUT (5.0 s) must be above 6 s")
+
+
+@pytest.mark.parametrize("name", ["LIVE_MAX_SOCKETS_PER_VIEWER", "LIVE_MAX_SUBSCRIPTIONS_PER_VIEWER"])
+def test_a_live_cap_below_one_refuses_to_start(name):
+    returncode, _, stderr = run_settings("config.settings.production", [name], {**PRODUCTION, name: "0"})
+
+    assert_refuses(returncode, stderr, f"{name} must be at least 1")
 
 
 def test_mailgun_api_key_switches_email_to_anymail_mailgun():

@@ -234,29 +234,14 @@ def test_a_misshapen_operation_message_closes_the_socket_with_4400(message):
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize(
-    "message",
-    [
-        {"type": "start", "id": ["1"], "payload": {"query": "{ plans { code } }"}},
-        {"type": "start", "id": "1"},
-        {"id": "1"},
-    ],
-    ids=["an id that is a list", "no payload", "no type"],
-)
-def test_the_legacy_protocol_drops_a_misshapen_message_and_keeps_the_socket(message):
-    async def misshapen_then_init():
+def test_the_legacy_protocol_is_refused_before_any_message_is_read():
+    async def connect_with_the_legacy_protocol():
         communicator = GraphQLWebsocketCommunicator(application, path="/graphql/", protocol="graphql-ws")
-        connected, _ = await communicator.connect()
-        assert connected
-        await communicator.send_json_to({"type": "connection_init"})
-        first_ack = await communicator.receive_json_from(timeout=5)
-        await communicator.send_to(text_data=json.dumps(message))
-        ignored = await communicator.receive_nothing(timeout=0.2)
-        await communicator.send_json_to({"type": "connection_init"})
-        second_ack = await communicator.receive_json_from(timeout=5)
+        await communicator.connect()
+        answer = await communicator.receive_output(timeout=5)
         await communicator.disconnect()
-        return first_ack, ignored, second_ack
+        return answer
 
-    first_ack, ignored, second_ack = async_to_sync(misshapen_then_init)()
+    answer = async_to_sync(connect_with_the_legacy_protocol)()
 
-    assert (first_ack, ignored, second_ack) == ({"type": "connection_ack"}, True, {"type": "connection_ack"})
+    assert (answer["type"], answer["code"]) == ("websocket.close", 4406)
