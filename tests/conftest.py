@@ -9,6 +9,7 @@ from yookassa import Configuration
 
 from billing.models import Payment, Refund
 from graphql_api.auth import Viewer
+from mail import receivers as mail_receivers
 from plans.demo import plan_load_demo_catalog
 from sandbox.config import SandboxConfig, utc_now
 from sandbox.server import SandboxServer
@@ -29,6 +30,13 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "postgres" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def fresh_mail_debounce(monkeypatch):
+    """Mail's debounce leaves a failed cache alone for 30 s, process-wide: a test that froze Redis
+    would otherwise make the next tests' deliveries ignore the cache (and their held-back key)."""
+    monkeypatch.setattr(mail_receivers, "_debounce", mail_receivers._Debounce())
 
 
 @pytest.fixture(scope="session")
