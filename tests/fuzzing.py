@@ -95,3 +95,43 @@ content_types = st.one_of(
 def encoded(text: str) -> bytes:
     """UTF-8, lone surrogates included (as a careless client would send them)."""
     return text.encode("utf-8", "surrogatepass")
+
+
+# --- values for the variables of real operations ----------------------------------------------
+# Python values (sent with json.dumps), typed as the schema wants them but hostile, or wrongly typed.
+
+HOSTILE_TEXTS = [
+    "",
+    " ",
+    "\x00",
+    "a\x00b",
+    "\ud800",
+    "\udfff\ud800",
+    "\u202e",
+    "\u200b",
+    "\ufeff",
+    "x" * 10_000,
+    "é" * 3000,
+    "😀" * 100,
+    "'; DROP TABLE billing_payment; --",
+    "%00",
+    "../../etc/passwd",
+    "null",
+    "-1",
+]
+hostile_texts = st.one_of(st.sampled_from(HOSTILE_TEXTS), st.text(max_size=40))
+hostile_ints = st.one_of(
+    st.sampled_from([0, -1, 1, 2**31 - 1, 2**31, -(2**31) - 1, 2**63, -(2**63) - 1, 10**30, 100, 101, 10**6]),
+    st.integers(min_value=-1000, max_value=1000),
+)
+wrongly_typed = st.one_of(
+    st.sampled_from([None, True, False, 0, 1.5, -0.0, 1e308, "true", "1", [], {}, [None], {"": None}]),
+    st.lists(st.integers(), min_size=1, max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), min_size=1, max_size=3),
+)
+
+
+def mostly(common, rare):
+    """`common` about three times in four (one_of(common, common, common, rare) would not: it drops
+    repeated branches)."""
+    return st.sampled_from([common, common, common, rare]).flatmap(lambda strategy: strategy)

@@ -7,9 +7,11 @@ import hashlib
 import hmac
 import json
 import uuid
+from collections import Counter
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.db import transaction
 from django.test import Client
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
@@ -17,9 +19,12 @@ from hypothesis import strategies as st
 from strawberry.channels.testing import GraphQLWebsocketCommunicator
 from strawberry.relay import to_base64
 
+from billing.models import BillingEvent, ClientRequest, Payment, PaymentMethod, Refund, Subscription
 from config.asgi import application
-from graphql_api.auth import AuthenticationError, viewer_from_token
-from tests.fuzzing import FUZZ, content_types, deep_nesting, encoded, json_atoms, json_object, json_texts
+from graphql_api.auth import AuthenticationError, Viewer, viewer_from_token
+from tests.fuzzing import FUZZ, content_types, deep_nesting, encoded, json_atoms, json_object, json_texts, mostly
+from tests.graphql_api.operations import OPERATIONS, relay_ids_of_rows
+from tests.helpers import make_token, subscribe_and_pay
 
 pytestmark = pytest.mark.django_db
 
@@ -29,17 +34,12 @@ relay_ids = st.tuples(st.sampled_from(["Plan", "Payment", "Subscription", "Payme
 )
 any_json = st.one_of(json_texts(st.one_of(json_atoms, relay_ids)), deep_nesting)
 
-# Real operations, so that fuzzed variables reach resolvers, and arbitrary text besides.
-OPERATIONS = [
-    "{ plans { id code } }",
-    "query($after: String, $before: String, $first: Int, $last: Int) {"
-    " me { payments(after: $after, before: $before, first: $first, last: $last) { edges { cursor node { id } } } } }",
-    "query($id: ID!) { payment(id: $id) { id status } }",
-    "query($subscriptionId: ID!) { refundQuote(subscriptionId: $subscriptionId) { amount { amount } } }",
-    "mutation($input: SetAutoRenewInput!) { setAutoRenew(input: $input) { errors { code } } }",
-    "mutation($input: CancelSubscriptionInput!) { cancelSubscription(input: $input) { errors { code } } }",
-]
-queries = st.one_of(st.sampled_from(OPERATIONS).map(json.dumps), st.text(max_size=200).map(json.dumps), any_json)
+# Real operations and arbitrary text, for the bodies; their variables get a test of their own below.
+queries = st.one_of(
+    st.sampled_from([operation.query for operation in OPERATIONS.values()]).map(json.dumps),
+    st.text(max_size=200).map(json.dumps),
+    any_json,
+)
 operation_bodies = st.fixed_dictionaries(
     {"query": queries},
     optional={
@@ -73,21 +73,107 @@ def test_no_body_gets_a_500(token, body, content_type):
     _no_server_error(response)
 
 
-@FUZZ
-@given(variables=any_json, query=st.sampled_from(OPERATIONS))
-def test_no_variables_of_a_real_operation_get_a_500(token, query, variables):
-    body = json_object({'"query"': json.dumps(query), '"variables"': variables})
+# --- variables of real operations ----------------------------------------------------------------
+
+# Payload error codes that report YooKassa's answer: the request was valid and billing recorded it.
+PROVIDER_OUTCOMES = {"PROVIDER_UNAVAILABLE", "PROVIDER_REJECTED", "PROVIDER_OBJECT_NOT_FOUND", "REFUND_CANCELED"}
+BILLING_MODELS = [Subscription, Payment, Refund, PaymentMethod, ClientRequest, BillingEvent]
+
+
+@pytest.fixture
+def known_ids(viewer, plans, active, sandbox):
+    """The viewer's active subscription (its payment, its card) and another viewer's, as relay ids."""
+    other = subscribe_and_pay(Viewer(id=uuid.uuid4(), email="other@example.com"), plans["premium-monthly"])
+    return relay_ids_of_rows(plans.values(), [active, other])
+
+
+def _billing_rows() -> dict:
+    return {model.__name__: list(model.objects.order_by("pk").values()) for model in BILLING_MODELS}
+
+
+def _post(query: str, variables: dict, token: str | None):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    # ensure_ascii: lone surrogates go as \ud800 escapes, as a JavaScript client would send them.
+    body = json.dumps({"query": query, "variables": variables})
     client = Client(raise_request_exception=False)
+    return client.post("/graphql/", body, content_type="application/json", headers=headers)
 
-    response = client.generic(
-        "POST",
-        "/graphql/",
-        encoded(body),
-        content_type="application/json",
-        headers={"Authorization": f"Bearer {token}"},
+
+def _reached_a_resolver(answer: dict) -> bool:
+    """A resolver answered: with data (a payload, typed errors included), or with null and no error
+    (an id of no row of the viewer's). Errors at a path (an unparsable id, a page too large) do not count."""
+    data = answer.get("data") or {}
+    return any(value is not None for value in data.values()) or (bool(data) and not answer.get("errors"))
+
+
+def _succeeded(answer: dict) -> bool:
+    """A mutation's answer that says it did (or recorded) something."""
+    if answer.get("errors") or not answer.get("data"):
+        return False
+    (payload,) = answer["data"].values()
+    codes = {error["code"] for error in payload["errors"]}
+    return not codes or bool(codes & PROVIDER_OUTCOMES)
+
+
+def test_no_variables_of_a_real_operation_get_a_500_or_change_anything_when_refused(known_ids, viewer, sandbox):
+    reached = Counter()
+
+    # The viewer with an active subscription, or one who has none (so that checkouts get through).
+    viewer_ids = [viewer.id, uuid.uuid4()]
+
+    @hypothesis_settings(parent=FUZZ, max_examples=300)
+    @given(
+        data=st.data(),
+        name=st.sampled_from(sorted(OPERATIONS)),
+        viewer_id=st.sampled_from(viewer_ids),
+        email=st.sampled_from(["viewer@example.com", None]),
     )
+    def send(data, name, viewer_id, email):
+        # Given one of the schema's operations, variables by its real names (mostly of the right
+        # types, but hostile), and a valid token of a viewer (with or without an email)
+        operation = OPERATIONS[name]
+        variables = data.draw(mostly(operation.well_typed(known_ids), operation.any_typed(known_ids)), "variables")
+        # Each example starts from the same rows, and leaves them as they were for the next.
+        with transaction.atomic():
+            before = _billing_rows()
 
+            # When it is sent
+            response = _post(operation.query, variables, make_token(viewer_id, email))
+
+            # Then no 500, and whatever was refused changed nothing
+            after = _billing_rows()
+            transaction.set_rollback(True)
+        _no_server_error(response)
+        # Not 200: refused before GraphQL (a lone surrogate in the body, say), as a 4xx.
+        answer = response.json() if response.status_code == 200 else {}
+        if not (operation.is_mutation and _succeeded(answer)):
+            assert after == before, answer
+        reached["examples"] += 1
+        reached["resolver"] += _reached_a_resolver(answer)
+
+    send()
+
+    # A floor, so that the fuzz cannot go back to testing only the variable validator unnoticed.
+    assert reached["resolver"] / reached["examples"] >= 0.5, reached
+
+
+@hypothesis_settings(parent=FUZZ, max_examples=60)
+@given(data=st.data(), name=st.sampled_from(sorted(OPERATIONS)))
+def test_real_operations_without_a_valid_token_are_refused_and_change_nothing(known_ids, viewer, data, name):
+    # Given an operation with variables as above, and no token, or one of the viewer's expired
+    operation = OPERATIONS[name]
+    variables = data.draw(operation.well_typed(known_ids), label="variables")
+    token = data.draw(st.sampled_from([None, make_token(viewer.id, expires_in=-60)]), label="token")
+    before = _billing_rows()
+
+    # When it is sent
+    response = _post(operation.query, variables, token)
+
+    # Then it is refused as unauthenticated, and nothing changed
     _no_server_error(response)
+    assert _billing_rows() == before
+    answer = response.json() if response.status_code == 200 else {}
+    assert not _reached_a_resolver(answer), answer
 
 
 # --- websocket messages ------------------------------------------------------------------------
