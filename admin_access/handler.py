@@ -23,10 +23,20 @@ class AdminLoginHandler(AxesDatabaseHandler):
     """
 
     def get_failures(self, request, credentials: dict | None = None) -> int:
+        _without_nul(request)
         failures = super().get_failures(request, credentials)
         if self._username_failures(request, credentials) >= settings.ADMIN_LOGIN_USERNAME_FAILURE_LIMIT:
             return max(failures, get_failure_limit(request, credentials))
         return failures
+
+    def user_login_failed(self, sender, credentials: dict, request=None, **kwargs):
+        if request is not None:
+            _without_nul(request)
+        return super().user_login_failed(sender, credentials, request, **kwargs)
+
+    def user_logged_in(self, sender, request, user, **kwargs):
+        _without_nul(request)
+        return super().user_logged_in(sender, request, user, **kwargs)
 
     def _username_failures(self, request, credentials: dict | None) -> int:
         username = get_client_username(request, credentials)
@@ -36,6 +46,15 @@ class AdminLoginHandler(AxesDatabaseHandler):
         if settings.AXES_COOLOFF_TIME is not None:
             attempts = attempts.filter(attempt_time__gte=get_cool_off_threshold(request))
         return attempts.aggregate(total=Sum("failures_since_start"))["total"] or 0
+
+
+def _without_nul(request) -> None:
+    """The client's User-Agent and Accept as axes stores them, but with NUL, which PostgreSQL's
+    text refuses (a 500 on every login with one), as U+FFFD."""
+    for name in ("axes_user_agent", "axes_http_accept", "axes_path_info"):
+        value = getattr(request, name, None)
+        if value and "\x00" in value:
+            setattr(request, name, value.replace("\x00", "\ufffd"))
 
 
 @receiver(pre_save, sender=AccessAttempt, dispatch_uid="admin_access.no_form_data_in_attempts")

@@ -151,3 +151,19 @@ def test_axes_reset_username_lifts_the_username_ceiling(operator_user):
     # then the operator gets in
     assert post_login(client, password=PASSWORD, remote_addr="198.51.100.20").status_code == 302
     assert is_signed_in(client)
+
+
+@pytest.mark.django_db
+@pytest.mark.postgres
+def test_a_nul_in_the_user_agent_is_counted_not_a_500(operator_user):
+    # PostgreSQL's text refuses NUL; the client writes its User-Agent and Accept itself
+    client = Client()
+    headers = {"HTTP_USER_AGENT": "a\x00b", "HTTP_ACCEPT": "text/html\x00"}
+
+    statuses = [post_login(client, password=f"wrong-{n}", **headers).status_code for n in range(PAIR_LIMIT + 1)]
+
+    assert statuses == [200] * (PAIR_LIMIT - 1) + [429, 429]
+    attempt = AccessAttempt.objects.get()
+    assert (attempt.user_agent, attempt.failures_since_start) == ("a\ufffdb", PAIR_LIMIT)
+    call_command("axes_reset", stdout=io.StringIO())
+    assert post_login(client, password=PASSWORD, **headers).status_code == 302
