@@ -20,6 +20,7 @@ def lockout_response(request: HttpRequest, original_response=None, credentials: 
         **admin.site.each_context(request),
         "title": "Too many failed logins",
         "failure_limit": settings.AXES_FAILURE_LIMIT,
+        "username_failure_limit": settings.ADMIN_LOGIN_USERNAME_FAILURE_LIMIT,
         "cool_off_minutes": math.ceil(cool_off.total_seconds() / 60) if cool_off else None,
     }
     response = render(request, "admin_access/lockout.html", context, status=settings.AXES_HTTP_RESPONSE_CODE)

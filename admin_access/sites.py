@@ -1,7 +1,9 @@
 from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest
-from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
+from django_otp.admin import OTPAdminSite
+
+from admin_access.forms import OperatorAuthenticationForm, OperatorOTPAuthenticationForm
 
 
 class OperatorAdminSite(admin.AdminSite):
@@ -15,7 +17,7 @@ class OperatorAdminSite(admin.AdminSite):
 
     @property
     def login_form(self):
-        return OTPAdminAuthenticationForm if settings.ADMIN_OTP_REQUIRED else None
+        return OperatorOTPAuthenticationForm if settings.ADMIN_OTP_REQUIRED else OperatorAuthenticationForm
 
     @property
     def login_template(self):

@@ -30,7 +30,7 @@ from django.db import (
 
 from billing import clock, selectors, services
 from billing.errors import GatewayError, ProviderObjectNotFound
-from webhooks.addresses import address_in
+from config.client_addresses import address_in
 from webhooks.models import NotificationOutcome, YooKassaNotification
 from webhooks.untrusted import untrusted_notification_count
 

@@ -13,15 +13,12 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.db import connections
 
-from webhooks.addresses import parse_ip
+from config.client_addresses import address_group, parse_ip
 from webhooks.models import UntrustedNotificationTally
 
 # Of an untrusted body, this much is kept (once per source network and window): enough to see
 # what was tried, too little for strangers to fill the inbox.
 UNTRUSTED_SAMPLE_BYTES = 1024
-# One host owns a whole IPv6 /64 (SLAAC, privacy addresses): counting by address would let it
-# rotate through 2^64 of them.
-IPV6_GROUP_PREFIX = 64
 UNKNOWN_SOURCE = "unknown"
 
 
@@ -62,11 +59,8 @@ def untrusted_notification_count(*, remote_addr: str | None, body: bytes, now: d
 
 def source_network(remote_addr: str | None) -> str:
     """What the rate limit counts by: an IPv4 address, or the /64 of an IPv6 one."""
-    ip = parse_ip(remote_addr)
-    if ip is None:
-        return UNKNOWN_SOURCE
-    prefix = IPV6_GROUP_PREFIX if ip.version == 6 else 32
-    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+    network = address_group(remote_addr)
+    return str(network) if network is not None else UNKNOWN_SOURCE
 
 
 def _upsert(

@@ -405,11 +405,16 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 # A login is refused once this many failures were counted for the same username from the same
-# address within the cool-off; each further failure restarts it, and a success clears the count.
+# address (an IPv6 client's whole /64 being one address) within the cool-off; failures while
+# locked are not counted and do not extend it, and a success clears the count.
 # By username+address, not by either alone: an attacker cannot lock an operator out from their own
 # address (by username alone one could, from anywhere), nor lock out a whole office behind one NAT
 # (by address alone), while every address still gets only this many guesses per username.
 ADMIN_LOGIN_FAILURE_LIMIT = env.int("ADMIN_LOGIN_FAILURE_LIMIT", default=5)
+# ...and once this many were counted for a username from all addresses together, it is refused from
+# everywhere (admin_access/handler.py): a guesser with many networks gets no more guesses than this.
+# The price: anyone can lock an operator out for the cool-off (axes_reset_username unlocks).
+ADMIN_LOGIN_USERNAME_FAILURE_LIMIT = env.int("ADMIN_LOGIN_USERNAME_FAILURE_LIMIT", default=20)
 # 0 = a lock lifts only with `manage.py axes_reset...`.
 ADMIN_LOGIN_COOLOFF_MINUTES = env.int("ADMIN_LOGIN_COOLOFF_MINUTES", default=15)
 # axes' AXES_LOCKOUT_PARAMETERS, written as criteria separated by commas, each a "+"-joined
@@ -424,6 +429,10 @@ AXES_LOCKOUT_PARAMETERS = [
     criterion.split("+") if "+" in criterion else criterion for criterion in ADMIN_LOGIN_LOCKOUT_BY
 ]
 AXES_RESET_ON_SUCCESS = True
+# A refused login during a lock is neither recorded nor restarts the cool-off: each one would be a
+# write anyone can cause, and the lock would never lift while a guesser keeps posting.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_HANDLER = "admin_access.handler.AdminLoginHandler"
 AXES_CLIENT_IP_CALLABLE = "admin_access.addresses.client_address"
 AXES_LOCKOUT_CALLABLE = "admin_access.lockout.lockout_response"
 
@@ -554,6 +563,10 @@ def _validate_task_lease(q_cluster: dict) -> None:
 _LOCKOUT_PARAMETERS = {"username", "ip_address", "user_agent"}
 
 
+def _parts(criterion: str) -> set[str]:
+    return set(criterion.split("+"))
+
+
 def _validate_admin_access(settings: dict) -> None:
     if settings["ADMIN_PASSWORD_MIN_LENGTH"] < 8:
         raise ImproperlyConfigured("ADMIN_PASSWORD_MIN_LENGTH must be at least 8: operators move money.")
@@ -561,11 +574,23 @@ def _validate_admin_access(settings: dict) -> None:
         raise ImproperlyConfigured("ADMIN_LOGIN_FAILURE_LIMIT must be at least 1 failed login.")
     if settings["ADMIN_LOGIN_COOLOFF_MINUTES"] < 0:
         raise ImproperlyConfigured("ADMIN_LOGIN_COOLOFF_MINUTES must be 0 (until reset) or more minutes.")
+    if settings["ADMIN_LOGIN_USERNAME_FAILURE_LIMIT"] < settings["ADMIN_LOGIN_FAILURE_LIMIT"]:
+        raise ImproperlyConfigured(
+            f"ADMIN_LOGIN_USERNAME_FAILURE_LIMIT ({settings['ADMIN_LOGIN_USERNAME_FAILURE_LIMIT']}) must be at "
+            f"least ADMIN_LOGIN_FAILURE_LIMIT ({settings['ADMIN_LOGIN_FAILURE_LIMIT']}): it counts one username's "
+            "failures from all addresses together."
+        )
     criteria = settings["ADMIN_LOGIN_LOCKOUT_BY"]
     if not criteria or any(not set(criterion.split("+")) <= _LOCKOUT_PARAMETERS for criterion in criteria):
         raise ImproperlyConfigured(
             f"ADMIN_LOGIN_LOCKOUT_BY ({','.join(criteria)}) must be criteria separated by commas, each of "
             "username, ip_address, user_agent or a +-joined combination of them, e.g. username+ip_address."
+        )
+    # The client writes its own User-Agent: counted by it alone, a guesser gets a fresh count per guess.
+    if any("user_agent" in parts and not parts & {"username", "ip_address"} for parts in map(_parts, criteria)):
+        raise ImproperlyConfigured(
+            f"ADMIN_LOGIN_LOCKOUT_BY ({','.join(criteria)}): user_agent, which the client chooses, must be "
+            "combined with username or ip_address, e.g. ip_address+user_agent."
         )
     _check_networks("ADMIN_TRUSTED_PROXIES", settings["ADMIN_TRUSTED_PROXIES"])
 

@@ -31,7 +31,9 @@ def test_the_defaults_suit_an_operators_console():
     assert settings.AXES_COOLOFF_TIME == 0.25  # hours: 15 minutes
     assert settings.AXES_LOCKOUT_PARAMETERS == [["username", "ip_address"]]
     assert settings.AXES_ENABLED
-    assert settings.AXES_HANDLER == "axes.handlers.database.AxesDatabaseHandler"
+    assert settings.AXES_HANDLER == "admin_access.handler.AdminLoginHandler"
+    assert settings.ADMIN_LOGIN_USERNAME_FAILURE_LIMIT == 20
+    assert settings.AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT is False
 
 
 @pytest.mark.django_db
@@ -87,15 +89,21 @@ def test_the_lock_lifts_after_the_cool_off(operator_user, browser):
 
 
 @pytest.mark.django_db
-def test_failures_during_the_lock_restart_the_cool_off(operator_user, browser):
+def test_failures_during_the_lock_are_not_recorded_and_do_not_extend_it(operator_user, browser):
     _fail(browser, LIMIT)
-    AccessAttempt.objects.update(attempt_time=datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=14))
+    fourteen_minutes_ago = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=14)
+    AccessAttempt.objects.update(attempt_time=fourteen_minutes_ago)
 
-    # a further guess one minute before the lock would lift
-    assert _fail(browser, 1) == [429]
+    # further guesses one minute before the lock would lift are refused
+    assert _fail(browser, 3) == [429] * 3
+    page = post_login(browser, password="one-more", remote_addr=ATTACKER).content.decode()
+    assert "attempts during the lock are not counted" in page
 
-    # keeps it locked past the first fifteen minutes
-    assert post_login(browser, password=PASSWORD, remote_addr=ATTACKER).status_code == 429
+    # and change nothing: the lock lifts when it would have
+    attempt = AccessAttempt.objects.get()
+    assert (attempt.failures_since_start, attempt.attempt_time) == (LIMIT, fourteen_minutes_ago)
+    AccessAttempt.objects.update(attempt_time=fourteen_minutes_ago - datetime.timedelta(minutes=2))
+    assert post_login(browser, password=PASSWORD, remote_addr=ATTACKER).status_code == 302
 
 
 @pytest.mark.django_db
@@ -200,6 +208,9 @@ def _request(remote_addr: str | None, forwarded_for: str | None = None):
         (PROXY, f"192.0.2.1, {ATTACKER}", ATTACKER),  # the left part is the client's own writing
         (PROXY, f"{ATTACKER}, 10.0.0.9", ATTACKER),  # a second proxy of ours appended the first
         (PROXY, "not-an-address", PROXY),
+        (PROXY, f"{ATTACKER}, not-an-address, 10.0.0.9", "10.0.0.9"),  # the last hop a proxy vouched for
+        (PROXY, "2001:db8:1:2::77", "2001:db8:1:2::"),  # an IPv6 client as its /64
+        (PROXY, "fe80::1%eth0", "fe80::"),
         (PROXY, f"::ffff:{ATTACKER}", ATTACKER),
     ],
 )

@@ -52,7 +52,7 @@ def test_the_environment_sets_them():
             "ADMIN_PASSWORD_MIN_LENGTH": "16",
             "ADMIN_LOGIN_FAILURE_LIMIT": "3",
             "ADMIN_LOGIN_COOLOFF_MINUTES": "0",
-            "ADMIN_LOGIN_LOCKOUT_BY": "username+ip_address,ip_address",
+            "ADMIN_LOGIN_LOCKOUT_BY": "username+ip_address,ip_address+user_agent",
             "YOOKASSA_TRUSTED_PROXIES": "10.0.0.0/24",
             "ADMIN_OTP_REQUIRED": "true",
             "ADMIN_OTP_ISSUER": "Cinema billing (staging)",
@@ -62,7 +62,7 @@ def test_the_environment_sets_them():
     assert loaded["AUTH_PASSWORD_VALIDATORS"][1]["OPTIONS"] == {"min_length": 16}
     assert loaded["AXES_FAILURE_LIMIT"] == 3
     assert loaded["AXES_COOLOFF_TIME"] is None  # locked until axes_reset
-    assert loaded["AXES_LOCKOUT_PARAMETERS"] == [["username", "ip_address"], "ip_address"]
+    assert loaded["AXES_LOCKOUT_PARAMETERS"] == [["username", "ip_address"], ["ip_address", "user_agent"]]
     assert loaded["ADMIN_TRUSTED_PROXIES"] == ["10.0.0.0/24"]  # the webhook's proxies, unless told otherwise
     assert loaded["ADMIN_OTP_REQUIRED"] is True
     assert loaded["OTP_TOTP_ISSUER"] == "Cinema billing (staging)"
@@ -75,6 +75,10 @@ def test_the_environment_sets_them():
         ("ADMIN_LOGIN_FAILURE_LIMIT", "0", "ADMIN_LOGIN_FAILURE_LIMIT must be at least 1"),
         ("ADMIN_LOGIN_COOLOFF_MINUTES", "-1", "ADMIN_LOGIN_COOLOFF_MINUTES must be 0"),
         ("ADMIN_LOGIN_LOCKOUT_BY", "username+ip", "ADMIN_LOGIN_LOCKOUT_BY (username+ip)"),
+        # The client writes its own User-Agent: alone it would give a guesser a new count per guess.
+        ("ADMIN_LOGIN_LOCKOUT_BY", "user_agent", "ADMIN_LOGIN_LOCKOUT_BY (user_agent)"),
+        ("ADMIN_LOGIN_LOCKOUT_BY", "username+ip_address,user_agent", "with username or ip_address"),
+        ("ADMIN_LOGIN_USERNAME_FAILURE_LIMIT", "4", "ADMIN_LOGIN_USERNAME_FAILURE_LIMIT (4) must be at least"),
         ("ADMIN_TRUSTED_PROXIES", "10.0.0.0/33", "ADMIN_TRUSTED_PROXIES: '10.0.0.0/33'"),
     ],
 )
