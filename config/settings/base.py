@@ -329,10 +329,14 @@ YOOKASSA_CALL_TIMEOUT = env.float("YOOKASSA_CALL_TIMEOUT", default=YOOKASSA_CONN
 # --- Inbox limits and retention -----------------------------------------------------------------
 
 # Notifications from outside YOOKASSA_TRUSTED_NETWORKS are never stored one by one: each source
-# network (an IPv4 address, an IPv6 /64) gets one tally row per window (a count and the first 1 KiB
-# of one body). Past this many in one window of this many seconds it is answered 429, not 403.
+# network (an IPv4 address, an IPv6 /64) gets one tally row per window (a count, and a sample of
+# the first 1 KiB of one body). Past this many in one window of this many seconds it is answered
+# 429, not 403.
 YOOKASSA_UNTRUSTED_RATE_LIMIT = env.int("YOOKASSA_UNTRUSTED_RATE_LIMIT", default=30)
 YOOKASSA_UNTRUSTED_RATE_WINDOW_SECONDS = env.int("YOOKASSA_UNTRUSTED_RATE_WINDOW_SECONDS", default=60)
+# Only this many source networks per window get rows (and samples) of their own; all later ones
+# share one "other" row and its rate limit, so a window's growth is bounded whatever the sources.
+YOOKASSA_UNTRUSTED_TRACKED_NETWORKS = env.int("YOOKASSA_UNTRUSTED_TRACKED_NETWORKS", default=100)
 # A trusted notification still "received" this many minutes after it came was interrupted (its
 # process or the database went away): it is marked deferred; YooKassa redelivers, reconciliation
 # catches up. Well above the longest a notification takes (a YooKassa call or two).
@@ -576,9 +580,12 @@ NOTIFICATION_MIN_RETENTION_DAYS = 2
 
 
 def _validate_inbox_and_retention(settings: dict) -> None:
-    if settings["YOOKASSA_UNTRUSTED_RATE_LIMIT"] < 1 or settings["YOOKASSA_UNTRUSTED_RATE_WINDOW_SECONDS"] < 1:
+    untrusted = ["YOOKASSA_UNTRUSTED_RATE_LIMIT", "YOOKASSA_UNTRUSTED_RATE_WINDOW_SECONDS"]
+    untrusted.append("YOOKASSA_UNTRUSTED_TRACKED_NETWORKS")
+    if any(settings[name] < 1 for name in untrusted):
         raise ImproperlyConfigured(
-            "YOOKASSA_UNTRUSTED_RATE_LIMIT and YOOKASSA_UNTRUSTED_RATE_WINDOW_SECONDS must be at least 1."
+            "YOOKASSA_UNTRUSTED_RATE_LIMIT, YOOKASSA_UNTRUSTED_RATE_WINDOW_SECONDS and "
+            "YOOKASSA_UNTRUSTED_TRACKED_NETWORKS must be at least 1."
         )
     if settings["YOOKASSA_NOTIFICATION_STALE_MINUTES"] * 60 < max(300, 2 * settings["YOOKASSA_CALL_TIMEOUT"]):
         raise ImproperlyConfigured(

@@ -604,6 +604,7 @@ def test_the_retention_ages_default_above_the_windows_that_read_the_rows():
         "RETENTION_BATCH_SIZE",
         "YOOKASSA_UNTRUSTED_RATE_LIMIT",
         "YOOKASSA_UNTRUSTED_RATE_WINDOW_SECONDS",
+        "YOOKASSA_UNTRUSTED_TRACKED_NETWORKS",
         "YOOKASSA_NOTIFICATION_STALE_MINUTES",
     ]
 
@@ -618,6 +619,7 @@ def test_the_retention_ages_default_above_the_windows_that_read_the_rows():
         "RETENTION_BATCH_SIZE": 1000,
         "YOOKASSA_UNTRUSTED_RATE_LIMIT": 30,
         "YOOKASSA_UNTRUSTED_RATE_WINDOW_SECONDS": 60,
+        "YOOKASSA_UNTRUSTED_TRACKED_NETWORKS": 100,
         "YOOKASSA_NOTIFICATION_STALE_MINUTES": 15,
     }
 
@@ -635,6 +637,7 @@ def test_the_retention_ages_default_above_the_windows_that_read_the_rows():
         ({"RETENTION_NOTIFICATION_DAYS": "1"}, "RETENTION_NOTIFICATION_DAYS (1) must be at least 2 days"),
         ({"RETENTION_BATCH_SIZE": "0"}, "RETENTION_BATCH_SIZE must be 1 to 10000 rows"),
         ({"YOOKASSA_UNTRUSTED_RATE_LIMIT": "0"}, "YOOKASSA_UNTRUSTED_RATE_LIMIT"),
+        ({"YOOKASSA_UNTRUSTED_TRACKED_NETWORKS": "0"}, "YOOKASSA_UNTRUSTED_TRACKED_NETWORKS"),
         ({"YOOKASSA_NOTIFICATION_STALE_MINUTES": "1"}, "YOOKASSA_NOTIFICATION_STALE_MINUTES must be at least 5"),
     ],
     ids=[
@@ -645,6 +648,7 @@ def test_the_retention_ages_default_above_the_windows_that_read_the_rows():
         "notifications-inside-yookassas-redelivery",
         "no-batch",
         "no-rate",
+        "no-tracked-networks",
         "stale-before-a-call-could-end",
     ],
 )
