@@ -16,7 +16,7 @@ from mail import receivers as tracking_receivers
 from mail import tasks as mail_tasks
 from mail.models import Email, EmailStatus, MailgunWebhookToken
 from mail.schedules import MAIL_SCHEDULES
-from mail.services import email_record_delivery, email_send_ready
+from mail.services import MailgunWebhookVerdict, email_record_delivery, email_send_ready, mailgun_webhook_accept
 from tests.mail.conftest import ready_emails
 
 pytestmark = pytest.mark.django_db
@@ -389,3 +389,40 @@ def test_tokens_are_forgotten_once_past_the_window():
 
 def test_forgetting_tokens_is_scheduled():
     assert MAIL_SCHEDULES["mail: forget Mailgun webhook tokens"] == ("mail.tasks.forget_mailgun_webhook_tokens", 10)
+
+
+def test_the_service_applies_a_fresh_webhook_once_and_a_stale_or_replayed_one_never():
+    # given a webhook's effect, counted
+    applied: list[str] = []
+    now = timezone.now()
+
+    # when one token comes twice, and others signed too long ago or too far ahead
+    verdicts = [
+        mailgun_webhook_accept(token=token, signed_at=now + skew, apply=lambda t=token: applied.append(t), now=now)
+        for token, skew in (
+            ("fresh", timedelta(seconds=-60)),
+            ("fresh", timedelta(seconds=-60)),
+            ("stale", timedelta(hours=-10)),
+            ("ahead", timedelta(minutes=6)),
+        )
+    ]
+
+    # then only the fresh one was applied, and only its token is remembered
+    assert verdicts == [
+        MailgunWebhookVerdict.ACCEPTED,
+        MailgunWebhookVerdict.REPLAYED,
+        MailgunWebhookVerdict.STALE,
+        MailgunWebhookVerdict.STALE,
+    ]
+    assert applied == ["fresh"]
+    assert list(MailgunWebhookToken.objects.values_list("token", flat=True)) == ["fresh"]
+
+
+def test_a_failing_effect_forgets_the_token_with_it():
+    def fail() -> None:
+        raise DatabaseError("the database went away")
+
+    with pytest.raises(DatabaseError):
+        mailgun_webhook_accept(token="failing", signed_at=timezone.now(), apply=fail)
+
+    assert not MailgunWebhookToken.objects.exists()
