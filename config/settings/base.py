@@ -258,9 +258,12 @@ MAIL_EVENT_LOOKBACK_HOURS = env.int("MAIL_EVENT_LOOKBACK_HOURS", default=24)
 
 # --- Mailgun tracking webhook: replay window ----------------------------------------------------
 
-# A tracking webhook whose signature timestamp is further than this from now (either way) is
-# refused with 406, as is a signature token already seen within it (mail.webhooks).
-MAILGUN_WEBHOOK_MAX_AGE_SECONDS = env.int("MAILGUN_WEBHOOK_MAX_AGE_SECONDS", default=300)
+# A tracking webhook signed longer ago than this (or more than 5 minutes ahead) is refused with
+# 406, as is a signature token already seen (tokens are kept this long: mail.services). Mailgun
+# retries a webhook we failed for 8 hours with its original signature, and never retries a 406:
+# the window must cover the retries (9 hours), or a bounce that met our 500 would be lost.
+MAILGUN_WEBHOOK_MAX_AGE_SECONDS = env.int("MAILGUN_WEBHOOK_MAX_AGE_SECONDS", default=9 * 3600)
+MAILGUN_RETRY_SECONDS = 8 * 3600
 
 # --- YooKassa -------------------------------------------------------------------------------
 
@@ -493,8 +496,12 @@ def validate(settings: dict) -> None:
         raise ImproperlyConfigured(
             "Viewers cannot be authenticated: set JWT_PUBLIC_KEY (RS256), or JWT_SECRET (HS256, 32+ characters)."
         )
-    if settings["MAILGUN_WEBHOOK_MAX_AGE_SECONDS"] <= 0:
-        raise ImproperlyConfigured("MAILGUN_WEBHOOK_MAX_AGE_SECONDS must be a positive number of seconds.")
+    if settings["MAILGUN_WEBHOOK_MAX_AGE_SECONDS"] < MAILGUN_RETRY_SECONDS:
+        raise ImproperlyConfigured(
+            f"MAILGUN_WEBHOOK_MAX_AGE_SECONDS ({settings['MAILGUN_WEBHOOK_MAX_AGE_SECONDS']}) must be at least "
+            f"{MAILGUN_RETRY_SECONDS} seconds: Mailgun retries a failed webhook for 8 hours with its original "
+            "signature, and a 406 to a retry loses the event."
+        )
     _validate_dunning(settings["DUNNING_RETRY_DAYS"], settings["DUNNING_GRACE_DAYS"])
     _validate_task_lease(settings["Q_CLUSTER"])
     _validate_admin_access(settings)

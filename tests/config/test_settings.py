@@ -583,12 +583,21 @@ def test_a_task_lease_not_above_the_task_timeout_refuses_to_start():
     assert_refuses(returncode, stderr, "Q_RETRY (300 s) must be above Q_TIMEOUT (300 s)")
 
 
-def test_production_refuses_a_mailgun_webhook_window_that_is_not_positive():
-    env = {**PRODUCTION, "MAILGUN_WEBHOOK_MAX_AGE_SECONDS": "0"}
+@pytest.mark.parametrize("seconds", ["0", "300", "28799"])
+def test_production_refuses_a_mailgun_webhook_window_shorter_than_mailguns_retries(seconds):
+    env = {**PRODUCTION, "MAILGUN_WEBHOOK_MAX_AGE_SECONDS": seconds}
 
     returncode, _, stderr = run_settings("config.settings.production", ["MAILGUN_WEBHOOK_MAX_AGE_SECONDS"], env)
 
-    assert_refuses(returncode, stderr, "MAILGUN_WEBHOOK_MAX_AGE_SECONDS must be a positive number")
+    assert_refuses(returncode, stderr, f"MAILGUN_WEBHOOK_MAX_AGE_SECONDS ({seconds}) must be at least 28800 seconds")
+
+
+def test_the_mailgun_webhook_window_covers_mailguns_retries_by_default():
+    loaded = load_settings(
+        "config.settings.production", ["MAILGUN_WEBHOOK_MAX_AGE_SECONDS"], {**PRODUCTION, **ON_THE_SANDBOX}
+    )
+
+    assert loaded == {"MAILGUN_WEBHOOK_MAX_AGE_SECONDS": 32400}
 
 
 # --- inbox limits and retention -------------------------------------------------------------------
