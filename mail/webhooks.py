@@ -6,7 +6,7 @@ In order:
    an `event-data` timestamp of 1e20 or "nan" (`datetime.fromtimestamp`) each crashed it into a 500.
    So the body must be a JSON object with a `signature` object of ASCII `timestamp` (digits),
    `token` and `signature`, and an `event-data` object whose fields Anymail or mail reads have the
-   types Mailgun documents.
+   types Mailgun documents; no string (nor key) holds NUL, which PostgreSQL's text refuses.
 2. The signature: Anymail's own check (Mailgun's HMAC-SHA256 of timestamp + token), 400 when wrong.
 3. Freshness and once, or 406 (mail.services.mailgun_webhook_accept): a signature timestamp older
    than MAILGUN_WEBHOOK_MAX_AGE_SECONDS (9 hours: Mailgun retries with the original signature for
@@ -104,7 +104,7 @@ def _signature_block(request: HttpRequest) -> dict:
         raise MalformedTracking("The body is not JSON (UTF-8, of sane depth and numbers).") from error
     if not isinstance(body, dict):
         raise MalformedTracking("The body must be a JSON object.")
-    _check_depth(body)
+    _check_depth_and_text(body)
     signature = body.get("signature")
     if not isinstance(signature, dict):
         raise MalformedTracking("'signature' must be an object.")
@@ -116,15 +116,21 @@ def _signature_block(request: HttpRequest) -> dict:
     return signature
 
 
-def _check_depth(body: dict) -> None:
+def _check_depth_and_text(body: dict) -> None:
     pending: list[tuple[Any, int]] = [(body, 1)]
     while pending:
         value, depth = pending.pop()
+        if isinstance(value, str) and "\x00" in value:
+            # PostgreSQL's text cannot hold NUL (the message id and the description are stored):
+            # Mailgun never sends one.
+            raise MalformedTracking("The body's strings must not contain NUL (\\u0000).")
         children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
         if children is None:
             continue
         if depth > MAX_DEPTH:
             raise MalformedTracking(f"The body is nested more than {MAX_DEPTH} levels deep.")
+        if isinstance(value, dict):
+            pending.extend((key, depth) for key in value)
         pending.extend((child, depth + 1) for child in children)
 
 

@@ -164,6 +164,22 @@ def _raw(text: str | bytes, content_type: str = "application/json"):
     return text.encode() if isinstance(text, str) else text, content_type
 
 
+NUL_BODIES = {
+    "the message id": _delivered(message={"headers": {"message-id": "a\x00b@mg.cinema.example"}}),
+    "the bounce description": mailgun_event(
+        "failed", at=1_800_000_000, severity="permanent", **{"delivery-status": {"description": "bad\x00x"}}
+    ),
+    "the bounce message": mailgun_event(
+        "failed", at=1_800_000_000, severity="permanent", **{"delivery-status": {"message": "\x00"}}
+    ),
+    "the reject reason": mailgun_event("rejected", at=1_800_000_000, reject={"reason": "no\x00"}),
+    "the user agent": _delivered(**{"client-info": {"user-agent": "\x00"}}),
+    "the recipient": _delivered(recipient="viewer0\x00@example.com"),
+    "the event": _delivered(event="delivered\x00"),
+    "a key": _delivered(**{"tags\x00": ["a"]}),
+    "a list item": _delivered(tags=["a\x00"]),
+}
+
 MALFORMED = {
     # name: (body, or (raw bytes, content type)) -> the 400's reason
     "nested JSON": (_raw('{"signature": ' + "[" * 5000 + "]" * 5000 + "}"), "The body is not JSON"),
@@ -209,6 +225,11 @@ MALFORMED = {
     ),
     "user variables a list": (_delivered(**{"user-variables": ["1"]}), "'event-data.user-variables' must be"),
     "severity a list": (_delivered(severity=["permanent"]), "'event-data.severity' must be"),
+    **{
+        # Correctly signed, but PostgreSQL's text cannot hold NUL: a 500 there before this was refused.
+        f"NUL in {name}": (body, "The body's strings must not contain NUL")
+        for name, body in NUL_BODIES.items()
+    },
 }
 
 
@@ -228,6 +249,18 @@ def test_a_malformed_tracking_body_is_a_clear_400_and_changes_nothing(client, se
     assert (response.status_code, response["Content-Type"]) == (400, "text/plain")
     assert reason in response.content.decode()
     assert (sent.delivery_status, sent.delivery_updated_at) == ("", None)
+    assert MailgunWebhookToken.objects.count() == 0
+
+
+@pytest.mark.postgres
+@pytest.mark.usefixtures("tracking")
+@pytest.mark.parametrize("body", NUL_BODIES.values(), ids=NUL_BODIES.keys())
+def test_on_postgresql_a_signed_body_with_nul_is_a_400_not_a_500(client, sent, body):
+    response = post(client, body)
+
+    sent.refresh_from_db()
+    assert response.status_code == 400
+    assert (sent.delivery_status, sent.delivery_detail, sent.provider_message_id) == ("", "", MESSAGE_ID)
     assert MailgunWebhookToken.objects.count() == 0
 
 
