@@ -23,6 +23,15 @@ def copy_samples(apps, schema_editor):
     )
 
 
+def copy_samples_back(apps, schema_editor):
+    tally = apps.get_model("webhooks", "UntrustedNotificationTally")
+    sample = apps.get_model("webhooks", "UntrustedNotificationSample")
+    for row in sample.objects.iterator(chunk_size=1000):
+        tally.objects.filter(source_network=row.source_network, window_start=row.window_start).update(
+            sample_remote_addr=row.remote_addr, sample_body=row.body
+        )
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("webhooks", "0003_notification_unfinished"),
@@ -52,7 +61,7 @@ class Migration(migrations.Migration):
                 ],
             },
         ),
-        migrations.RunPython(copy_samples, migrations.RunPython.noop),
+        migrations.RunPython(copy_samples, copy_samples_back),
         migrations.RemoveField(model_name="untrustednotificationtally", name="sample_body"),
         migrations.RemoveField(model_name="untrustednotificationtally", name="sample_remote_addr"),
     ]
