@@ -15,8 +15,10 @@ shorter) would be the same window.
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from anymail.exceptions import AnymailInvalidAddress, AnymailRecipientsRefused
@@ -41,6 +43,8 @@ PERMANENT_FAILURES = (AnymailRecipientsRefused, AnymailInvalidAddress)
 # The largest id a BigAutoField holds, and its length in digits.
 MAX_ID = 2**63 - 1
 MAX_ID_DIGITS = len(str(MAX_ID))
+# Mailgun signs a webhook when it posts it: a signature from the future is only our clocks disagreeing.
+MAILGUN_WEBHOOK_MAX_CLOCK_SKEW_SECONDS = 300
 
 
 @dataclass
@@ -278,6 +282,35 @@ def _is_an_id(value: Any) -> bool:
     )
 
 
+class MailgunWebhookVerdict(StrEnum):
+    ACCEPTED = "accepted"
+    STALE = "stale"
+    REPLAYED = "replayed"
+
+
+def mailgun_webhook_accept(
+    *, token: str, signed_at: datetime, apply: Callable[[], None], now: datetime | None = None
+) -> MailgunWebhookVerdict:
+    """Apply a verified Mailgun webhook's events (`apply`) once, if its signature is fresh.
+
+    Fresh: signed at most MAILGUN_WEBHOOK_MAX_AGE_SECONDS ago (by default longer than Mailgun's
+    8 hours of retries, which carry the original signature: a shorter window would answer our own
+    failure's retries 406, which Mailgun never retries) and at most
+    MAILGUN_WEBHOOK_MAX_CLOCK_SKEW_SECONDS ahead. Once: its token is recorded in the transaction
+    that applies the events, and tokens are remembered for the whole window, so replays are
+    refused however long it is; a body whose processing failed is forgotten with its token and
+    accepted when Mailgun sends it again."""
+    now = now or timezone.now()
+    age = (now - signed_at).total_seconds()
+    if age > settings.MAILGUN_WEBHOOK_MAX_AGE_SECONDS or -age > MAILGUN_WEBHOOK_MAX_CLOCK_SKEW_SECONDS:
+        return MailgunWebhookVerdict.STALE
+    with transaction.atomic():
+        if not mailgun_webhook_token_record(token=token, signed_at=signed_at):
+            return MailgunWebhookVerdict.REPLAYED
+        apply()
+    return MailgunWebhookVerdict.ACCEPTED
+
+
 def mailgun_webhook_token_record(*, token: str, signed_at: datetime) -> bool:
     """Remember a webhook signature's token; False when it was seen before (a replay).
 
@@ -293,7 +326,8 @@ def mailgun_webhook_token_record(*, token: str, signed_at: datetime) -> bool:
 
 
 def mailgun_webhook_token_delete_expired(*, now: datetime | None = None) -> int:
-    """Forget tokens signed before the replay window: their timestamps are refused anyway."""
+    """Forget tokens signed before the replay window (which covers Mailgun's retries): their
+    timestamps are refused anyway."""
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.MAILGUN_WEBHOOK_MAX_AGE_SECONDS)
     deleted, _ = MailgunWebhookToken.objects.filter(signed_at__lt=cutoff).delete()

@@ -6,12 +6,14 @@ In order:
    an `event-data` timestamp of 1e20 or "nan" (`datetime.fromtimestamp`) each crashed it into a 500.
    So the body must be a JSON object with a `signature` object of ASCII `timestamp` (digits),
    `token` and `signature`, and an `event-data` object whose fields Anymail or mail reads have the
-   types Mailgun documents.
+   types Mailgun documents; no string (nor key) holds NUL, which PostgreSQL's text refuses.
 2. The signature: Anymail's own check (Mailgun's HMAC-SHA256 of timestamp + token), 400 when wrong.
-3. Freshness, or 406: a signature timestamp further than MAILGUN_WEBHOOK_MAX_AGE_SECONDS from now.
-4. Once, or 406: the signature's token is recorded in the transaction that applies the event, so a
-   replayed body (same token, any event data) is refused, and a body whose processing failed (our
-   500, rolled back with its token) is accepted when Mailgun sends it again.
+3. Freshness and once, or 406 (mail.services.mailgun_webhook_accept): a signature timestamp older
+   than MAILGUN_WEBHOOK_MAX_AGE_SECONDS (9 hours: Mailgun retries with the original signature for
+   8) or more than 5 minutes ahead is refused, and so is a token already used: the token is
+   recorded in the transaction that applies the event, so a replayed body (same token, any event
+   data) is refused, and a body whose processing failed (our 500, rolled back with its token) is
+   accepted when Mailgun sends it again.
 
 Why 406 for 3 and 4: Mailgun retries a webhook for hours on any answer but 200 and 406
 ("Not Acceptable: rejected, not retried", Mailgun's "Automatic Retries" page); a stale or
@@ -26,12 +28,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from anymail.webhooks.mailgun import MailgunTrackingWebhookView
-from django.conf import settings
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse
-from django.utils import timezone
 
-from mail.services import mailgun_webhook_token_record
+from mail.services import MailgunWebhookVerdict, mailgun_webhook_accept
 
 # Mailgun's event data nests about five levels; user-variables are ours and flat.
 MAX_DEPTH = 16
@@ -70,22 +69,25 @@ class MailgunTrackingView(MailgunTrackingWebhookView):
         except MalformedTracking as problem:
             return HttpResponse(str(problem), status=400, content_type="text/plain")
         self.run_validators(request)  # Anymail: basic auth if configured, and the signature
-        timestamp = int(signature["timestamp"])
-        if abs(timezone.now().timestamp() - timestamp) > settings.MAILGUN_WEBHOOK_MAX_AGE_SECONDS:
-            return _not_acceptable("The webhook's signature timestamp is outside the replay window.")
         try:
             events = self.parse_events(request)
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError, OSError):
             # What the shape check let through and Anymail still cannot read is no Mailgun body either.
             return HttpResponse("Anymail cannot read this tracking event.", status=400, content_type="text/plain")
-        with transaction.atomic():
-            if not mailgun_webhook_token_record(
-                token=signature["token"], signed_at=datetime.fromtimestamp(timestamp, UTC)
-            ):
-                return _not_acceptable("The webhook's signature token was already used.")
-            for event in events:
-                self.signal.send(sender=self.__class__, event=event, esp_name=self.esp_name)
+        verdict = mailgun_webhook_accept(
+            token=signature["token"],
+            signed_at=datetime.fromtimestamp(int(signature["timestamp"]), UTC),
+            apply=lambda: self._send_signals(events),
+        )
+        if verdict is MailgunWebhookVerdict.STALE:
+            return _not_acceptable("The webhook's signature timestamp is outside the replay window.")
+        if verdict is MailgunWebhookVerdict.REPLAYED:
+            return _not_acceptable("The webhook's signature token was already used.")
         return HttpResponse()
+
+    def _send_signals(self, events: list) -> None:
+        for event in events:
+            self.signal.send(sender=self.__class__, event=event, esp_name=self.esp_name)
 
 
 def _not_acceptable(reason: str) -> HttpResponse:
@@ -102,7 +104,7 @@ def _signature_block(request: HttpRequest) -> dict:
         raise MalformedTracking("The body is not JSON (UTF-8, of sane depth and numbers).") from error
     if not isinstance(body, dict):
         raise MalformedTracking("The body must be a JSON object.")
-    _check_depth(body)
+    _check_depth_and_text(body)
     signature = body.get("signature")
     if not isinstance(signature, dict):
         raise MalformedTracking("'signature' must be an object.")
@@ -114,15 +116,21 @@ def _signature_block(request: HttpRequest) -> dict:
     return signature
 
 
-def _check_depth(body: dict) -> None:
+def _check_depth_and_text(body: dict) -> None:
     pending: list[tuple[Any, int]] = [(body, 1)]
     while pending:
         value, depth = pending.pop()
+        if isinstance(value, str) and "\x00" in value:
+            # PostgreSQL's text cannot hold NUL (the message id and the description are stored):
+            # Mailgun never sends one.
+            raise MalformedTracking("The body's strings must not contain NUL (\\u0000).")
         children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
         if children is None:
             continue
         if depth > MAX_DEPTH:
             raise MalformedTracking(f"The body is nested more than {MAX_DEPTH} levels deep.")
+        if isinstance(value, dict):
+            pending.extend((key, depth) for key in value)
         pending.extend((child, depth + 1) for child in children)
 
 

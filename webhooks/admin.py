@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from billing.admin import ReadOnlyAdmin
-from webhooks.models import UntrustedNotificationTally, YooKassaNotification
+from webhooks.models import UntrustedNotificationSample, UntrustedNotificationTally, YooKassaNotification
 
 
 @admin.register(YooKassaNotification)
@@ -25,5 +25,17 @@ class UntrustedNotificationTallyAdmin(ReadOnlyAdmin):
     """Who keeps posting from outside YooKassa's networks (a new YooKassa range shows up here too)."""
 
     list_display = ["window_start", "source_network", "received", "over_limit", "bytes_received", "last_seen_at"]
-    search_fields = ["source_network", "sample_remote_addr"]
+    search_fields = ["source_network"]
+    date_hierarchy = "window_start"
+
+    def get_readonly_fields(self, request, obj=None) -> list[str]:
+        return [*super().get_readonly_fields(request, obj), "sample_remote_addr", "sample_body"]
+
+
+@admin.register(UntrustedNotificationSample)
+class UntrustedNotificationSampleAdmin(ReadOnlyAdmin):
+    """The start of the first body of each tracked source network and window."""
+
+    list_display = ["window_start", "source_network", "remote_addr"]
+    search_fields = ["source_network", "remote_addr"]
     date_hierarchy = "window_start"

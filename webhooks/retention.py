@@ -11,7 +11,12 @@ from django.conf import settings
 from django.utils import timezone
 
 from billing.retention import purge_in_batches
-from webhooks.models import NotificationOutcome, UntrustedNotificationTally, YooKassaNotification
+from webhooks.models import (
+    NotificationOutcome,
+    UntrustedNotificationSample,
+    UntrustedNotificationTally,
+    YooKassaNotification,
+)
 
 INTERRUPTED_DETAIL = (
     "Processing was interrupted (the process or the database went away); "
@@ -31,7 +36,7 @@ def notification_close_interrupted(*, now: datetime | None = None) -> int:
 
 def notification_purge_old(*, time_budget: float, now: datetime | None = None) -> dict:
     """Inbox rows older than RETENTION_NOTIFICATION_DAYS, untrusted tallies older than
-    RETENTION_UNTRUSTED_NOTIFICATION_DAYS; half of the time budget each."""
+    RETENTION_UNTRUSTED_NOTIFICATION_DAYS (and their samples); half of the time budget for each kind."""
     now = now or timezone.now()
     return {
         "notifications": purge_in_batches(
@@ -44,6 +49,12 @@ def notification_purge_old(*, time_budget: float, now: datetime | None = None) -
             UntrustedNotificationTally.objects.all(),
             age_field="window_start",
             older_than=now - timedelta(days=settings.RETENTION_UNTRUSTED_NOTIFICATION_DAYS),
-            time_budget=time_budget / 2,
+            time_budget=time_budget / 4,
+        ),
+        "untrusted_samples": purge_in_batches(
+            UntrustedNotificationSample.objects.all(),
+            age_field="window_start",
+            older_than=now - timedelta(days=settings.RETENTION_UNTRUSTED_NOTIFICATION_DAYS),
+            time_budget=time_budget / 4,
         ),
     }

@@ -258,9 +258,12 @@ MAIL_EVENT_LOOKBACK_HOURS = env.int("MAIL_EVENT_LOOKBACK_HOURS", default=24)
 
 # --- Mailgun tracking webhook: replay window ----------------------------------------------------
 
-# A tracking webhook whose signature timestamp is further than this from now (either way) is
-# refused with 406, as is a signature token already seen within it (mail.webhooks).
-MAILGUN_WEBHOOK_MAX_AGE_SECONDS = env.int("MAILGUN_WEBHOOK_MAX_AGE_SECONDS", default=300)
+# A tracking webhook signed longer ago than this (or more than 5 minutes ahead) is refused with
+# 406, as is a signature token already seen (tokens are kept this long: mail.services). Mailgun
+# retries a webhook we failed for 8 hours with its original signature, and never retries a 406:
+# the window must cover the retries (9 hours), or a bounce that met our 500 would be lost.
+MAILGUN_WEBHOOK_MAX_AGE_SECONDS = env.int("MAILGUN_WEBHOOK_MAX_AGE_SECONDS", default=9 * 3600)
+MAILGUN_RETRY_SECONDS = 8 * 3600
 
 # --- YooKassa -------------------------------------------------------------------------------
 
@@ -329,10 +332,14 @@ YOOKASSA_CALL_TIMEOUT = env.float("YOOKASSA_CALL_TIMEOUT", default=YOOKASSA_CONN
 # --- Inbox limits and retention -----------------------------------------------------------------
 
 # Notifications from outside YOOKASSA_TRUSTED_NETWORKS are never stored one by one: each source
-# network (an IPv4 address, an IPv6 /64) gets one tally row per window (a count and the first 1 KiB
-# of one body). Past this many in one window of this many seconds it is answered 429, not 403.
+# network (an IPv4 address, an IPv6 /64) gets one tally row per window (a count, and a sample of
+# the first 1 KiB of one body). Past this many in one window of this many seconds it is answered
+# 429, not 403.
 YOOKASSA_UNTRUSTED_RATE_LIMIT = env.int("YOOKASSA_UNTRUSTED_RATE_LIMIT", default=30)
 YOOKASSA_UNTRUSTED_RATE_WINDOW_SECONDS = env.int("YOOKASSA_UNTRUSTED_RATE_WINDOW_SECONDS", default=60)
+# Only this many source networks per window get rows (and samples) of their own; all later ones
+# share one "other" row and its rate limit, so a window's growth is bounded whatever the sources.
+YOOKASSA_UNTRUSTED_TRACKED_NETWORKS = env.int("YOOKASSA_UNTRUSTED_TRACKED_NETWORKS", default=100)
 # A trusted notification still "received" this many minutes after it came was interrupted (its
 # process or the database went away): it is marked deferred; YooKassa redelivers, reconciliation
 # catches up. Well above the longest a notification takes (a YooKassa call or two).
@@ -502,8 +509,12 @@ def validate(settings: dict) -> None:
         raise ImproperlyConfigured(
             "Viewers cannot be authenticated: set JWT_PUBLIC_KEY (RS256), or JWT_SECRET (HS256, 32+ characters)."
         )
-    if settings["MAILGUN_WEBHOOK_MAX_AGE_SECONDS"] <= 0:
-        raise ImproperlyConfigured("MAILGUN_WEBHOOK_MAX_AGE_SECONDS must be a positive number of seconds.")
+    if settings["MAILGUN_WEBHOOK_MAX_AGE_SECONDS"] < MAILGUN_RETRY_SECONDS:
+        raise ImproperlyConfigured(
+            f"MAILGUN_WEBHOOK_MAX_AGE_SECONDS ({settings['MAILGUN_WEBHOOK_MAX_AGE_SECONDS']}) must be at least "
+            f"{MAILGUN_RETRY_SECONDS} seconds: Mailgun retries a failed webhook for 8 hours with its original "
+            "signature, and a 406 to a retry loses the event."
+        )
     _validate_dunning(settings["DUNNING_RETRY_DAYS"], settings["DUNNING_GRACE_DAYS"])
     _validate_task_lease(settings["Q_CLUSTER"])
     _validate_admin_access(settings)
@@ -605,9 +616,12 @@ NOTIFICATION_MIN_RETENTION_DAYS = 2
 
 
 def _validate_inbox_and_retention(settings: dict) -> None:
-    if settings["YOOKASSA_UNTRUSTED_RATE_LIMIT"] < 1 or settings["YOOKASSA_UNTRUSTED_RATE_WINDOW_SECONDS"] < 1:
+    untrusted = ["YOOKASSA_UNTRUSTED_RATE_LIMIT", "YOOKASSA_UNTRUSTED_RATE_WINDOW_SECONDS"]
+    untrusted.append("YOOKASSA_UNTRUSTED_TRACKED_NETWORKS")
+    if any(settings[name] < 1 for name in untrusted):
         raise ImproperlyConfigured(
-            "YOOKASSA_UNTRUSTED_RATE_LIMIT and YOOKASSA_UNTRUSTED_RATE_WINDOW_SECONDS must be at least 1."
+            "YOOKASSA_UNTRUSTED_RATE_LIMIT, YOOKASSA_UNTRUSTED_RATE_WINDOW_SECONDS and "
+            "YOOKASSA_UNTRUSTED_TRACKED_NETWORKS must be at least 1."
         )
     if settings["YOOKASSA_NOTIFICATION_STALE_MINUTES"] * 60 < max(300, 2 * settings["YOOKASSA_CALL_TIMEOUT"]):
         raise ImproperlyConfigured(

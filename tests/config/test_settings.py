@@ -583,12 +583,21 @@ def test_a_task_lease_not_above_the_task_timeout_refuses_to_start():
     assert_refuses(returncode, stderr, "Q_RETRY (300 s) must be above Q_TIMEOUT (300 s)")
 
 
-def test_production_refuses_a_mailgun_webhook_window_that_is_not_positive():
-    env = {**PRODUCTION, "MAILGUN_WEBHOOK_MAX_AGE_SECONDS": "0"}
+@pytest.mark.parametrize("seconds", ["0", "300", "28799"])
+def test_production_refuses_a_mailgun_webhook_window_shorter_than_mailguns_retries(seconds):
+    env = {**PRODUCTION, "MAILGUN_WEBHOOK_MAX_AGE_SECONDS": seconds}
 
     returncode, _, stderr = run_settings("config.settings.production", ["MAILGUN_WEBHOOK_MAX_AGE_SECONDS"], env)
 
-    assert_refuses(returncode, stderr, "MAILGUN_WEBHOOK_MAX_AGE_SECONDS must be a positive number")
+    assert_refuses(returncode, stderr, f"MAILGUN_WEBHOOK_MAX_AGE_SECONDS ({seconds}) must be at least 28800 seconds")
+
+
+def test_the_mailgun_webhook_window_covers_mailguns_retries_by_default():
+    loaded = load_settings(
+        "config.settings.production", ["MAILGUN_WEBHOOK_MAX_AGE_SECONDS"], {**PRODUCTION, **ON_THE_SANDBOX}
+    )
+
+    assert loaded == {"MAILGUN_WEBHOOK_MAX_AGE_SECONDS": 32400}
 
 
 # --- inbox limits and retention -------------------------------------------------------------------
@@ -604,6 +613,7 @@ def test_the_retention_ages_default_above_the_windows_that_read_the_rows():
         "RETENTION_BATCH_SIZE",
         "YOOKASSA_UNTRUSTED_RATE_LIMIT",
         "YOOKASSA_UNTRUSTED_RATE_WINDOW_SECONDS",
+        "YOOKASSA_UNTRUSTED_TRACKED_NETWORKS",
         "YOOKASSA_NOTIFICATION_STALE_MINUTES",
     ]
 
@@ -618,6 +628,7 @@ def test_the_retention_ages_default_above_the_windows_that_read_the_rows():
         "RETENTION_BATCH_SIZE": 1000,
         "YOOKASSA_UNTRUSTED_RATE_LIMIT": 30,
         "YOOKASSA_UNTRUSTED_RATE_WINDOW_SECONDS": 60,
+        "YOOKASSA_UNTRUSTED_TRACKED_NETWORKS": 100,
         "YOOKASSA_NOTIFICATION_STALE_MINUTES": 15,
     }
 
@@ -635,6 +646,7 @@ def test_the_retention_ages_default_above_the_windows_that_read_the_rows():
         ({"RETENTION_NOTIFICATION_DAYS": "1"}, "RETENTION_NOTIFICATION_DAYS (1) must be at least 2 days"),
         ({"RETENTION_BATCH_SIZE": "0"}, "RETENTION_BATCH_SIZE must be 1 to 10000 rows"),
         ({"YOOKASSA_UNTRUSTED_RATE_LIMIT": "0"}, "YOOKASSA_UNTRUSTED_RATE_LIMIT"),
+        ({"YOOKASSA_UNTRUSTED_TRACKED_NETWORKS": "0"}, "YOOKASSA_UNTRUSTED_TRACKED_NETWORKS"),
         ({"YOOKASSA_NOTIFICATION_STALE_MINUTES": "1"}, "YOOKASSA_NOTIFICATION_STALE_MINUTES must be at least 5"),
     ],
     ids=[
@@ -645,6 +657,7 @@ def test_the_retention_ages_default_above_the_windows_that_read_the_rows():
         "notifications-inside-yookassas-redelivery",
         "no-batch",
         "no-rate",
+        "no-tracked-networks",
         "stale-before-a-call-could-end",
     ],
 )

@@ -8,13 +8,19 @@ from django.utils import timezone
 
 from billing.models import Payment
 from webhooks import retention
-from webhooks.models import NotificationOutcome, UntrustedNotificationTally, YooKassaNotification
+from webhooks.models import (
+    NotificationOutcome,
+    UntrustedNotificationSample,
+    UntrustedNotificationTally,
+    YooKassaNotification,
+)
 
 pytestmark = pytest.mark.django_db
 
 
 def _tally(network: str, days_old: float) -> UntrustedNotificationTally:
     moment = timezone.now() - timedelta(days=days_old)
+    UntrustedNotificationSample.objects.create(source_network=network, window_start=moment, body="{}")
     return UntrustedNotificationTally.objects.create(
         source_network=network, window_start=moment, first_seen_at=moment, last_seen_at=moment, received=1
     )
@@ -36,10 +42,13 @@ def test_old_notifications_and_tallies_go_young_ones_and_payments_stay(settings,
 
     purged = retention.notification_purge_old(time_budget=10)
 
-    assert purged == {"notifications": 3, "untrusted_tallies": 1}
+    assert purged == {"notifications": 3, "untrusted_tallies": 1, "untrusted_samples": 1}
     assert list(YooKassaNotification.objects.values_list("pk", flat=True)) == [young.pk]
     assert list(UntrustedNotificationTally.objects.values_list("pk", flat=True)) == [young_tally.pk]
     assert not UntrustedNotificationTally.objects.filter(pk=old_tally.pk).exists()
+    assert list(UntrustedNotificationSample.objects.values_list("window_start", flat=True)) == [
+        young_tally.window_start
+    ]
     assert Payment.objects.get(pk=payment.pk).status == payment.status
 
 
