@@ -171,7 +171,7 @@ def run_size(server, size: int, args) -> Result:
 
     call_command("flush", interactive=False, verbosity=0)
     server.reset()
-    as_of = clock.now()
+    as_of = clock.domain_now()
     started = time.perf_counter()
     plan = seed(server, size, as_of)
     if connection.vendor == "postgresql":
@@ -195,7 +195,7 @@ def run_size(server, size: int, args) -> Result:
     analyze = connection.vendor == "postgresql" and not args.stale_stats
     charged, seconds = 0, 0.0
     try:
-        with connection.execute_wrapper(phases.count_query), clock.travel_to(as_of):
+        with connection.execute_wrapper(phases.count_query), clock.moved_to(as_of):
             while seconds < args.time_budget:
                 slice_started = time.perf_counter()
                 report = renewals.subscription_renew_due(page_size=args.page_size, time_budget=args.slice)

@@ -11,8 +11,8 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from django.utils import timezone
 
+from billing import clock
 from billing.money import Money
 from plans.models import Plan
 
@@ -166,7 +166,7 @@ def first_provider_check_at() -> datetime:
     """When the janitor first looks at a new open row. On real time, like the janitor itself: a row
     scheduled on billing's travelling clock (a `run_billing_jobs --as-of` run) would otherwise be
     ignored by the real janitor until real time caught up with that moment."""
-    return timezone.now() + FIRST_PROVIDER_CHECK
+    return clock.real_now() + FIRST_PROVIDER_CHECK
 
 
 PAYMENT_TRANSITIONS = {

@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import models
 from django.db.models import Exists, OuterRef, QuerySet
-from django.utils import timezone
 
+from billing import clock
 from billing.models import BillingEvent, ClientRequest
 
 
@@ -55,7 +55,7 @@ def not_held(queryset: QuerySet) -> QuerySet:
 
 def event_purge_old(*, time_budget: float, now: datetime | None = None) -> int:
     """Outbox rows older than RETENTION_EVENT_DAYS that nothing holds (an email keeps its event)."""
-    now = now or timezone.now()  # rows age in real time, whatever billing's clock says
+    now = now or clock.real_now()  # rows age in real time, whatever billing's clock says
     return purge_in_batches(
         not_held(BillingEvent.objects.all()),
         age_field="created_at",
@@ -67,7 +67,7 @@ def event_purge_old(*, time_budget: float, now: datetime | None = None) -> int:
 def client_request_purge_old(*, time_budget: float, now: datetime | None = None) -> int:
     """Idempotency keys older than RETENTION_CLIENT_REQUEST_DAYS: a repeat after that is a new
     request (validate() keeps the age above the promised CLIENT_REQUEST_KEY_PROMISE_DAYS)."""
-    now = now or timezone.now()
+    now = now or clock.real_now()
     return purge_in_batches(
         ClientRequest.objects.all(),
         age_field="created_at",

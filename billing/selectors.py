@@ -64,10 +64,10 @@ def subscription_next_payment(subscription: Subscription) -> tuple[datetime, Mon
         return None
     amount = Money(subscription.plan.price, subscription.plan.currency)
     if subscription.status == SubscriptionStatus.PAST_DUE and subscription.next_renewal_attempt_at:
-        return max(subscription.next_renewal_attempt_at, clock.now()), amount
+        return max(subscription.next_renewal_attempt_at, clock.domain_now()), amount
     if subscription.status == SubscriptionStatus.ACTIVE:
         charge_at = subscription.current_period_end - timedelta(hours=settings.RENEWAL_LEAD_TIME_HOURS)
-        return max(charge_at, clock.now()), amount
+        return max(charge_at, clock.domain_now()), amount
     return None
 
 

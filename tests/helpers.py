@@ -2,6 +2,7 @@
 
 import re
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -130,13 +131,33 @@ def subscribe_and_pay(viewer, plan, card: str = SUCCESS_CARD):
 
 
 def subscribe_and_pay_at(moment, viewer, plan, sandbox):
-    """`subscribe_and_pay` at `moment`, on billing's clock and YooKassa's (the sandbox's); from then
-    on the sandbox keeps billing's time."""
+    """`subscribe_and_pay` at `moment`, on billing's clock and YooKassa's (the sandbox's); move both
+    later with `billing_and_sandbox_at`."""
     from billing import clock
+    from sandbox.config import utc_now
 
     sandbox.config.clock = lambda: moment
-    with clock.travel_to(moment):
-        subscription = subscribe_and_pay(viewer, plan)
-    sandbox.config.clock = clock.now
+    try:
+        with clock.moved_to(moment):
+            subscription = subscribe_and_pay(viewer, plan)
+    finally:
+        sandbox.config.clock = utc_now
     assert subscription.current_period_start == moment
     return subscription
+
+
+@contextmanager
+def billing_and_sandbox_at(moment, sandbox):
+    """Billing's clock and YooKassa's (the sandbox's) both at `moment`, ticking on from there. The
+    sandbox answers from threads of its own, which billing's moved clock (a context variable) does
+    not reach: it is handed the moment explicitly."""
+    from billing import clock
+
+    moved_by = moment - clock.real_now()
+    previous = sandbox.config.clock
+    sandbox.config.clock = lambda: clock.real_now() + moved_by
+    try:
+        with clock.moved_to(moment):
+            yield
+    finally:
+        sandbox.config.clock = previous

@@ -88,7 +88,7 @@ def is_database_outage(error: BaseException) -> bool:
 
 def _count_untrusted(remote_addr: str | None, body: bytes) -> Receipt:
     try:
-        tally = untrusted_notification_count(remote_addr=remote_addr, body=body, now=clock.now())
+        tally = untrusted_notification_count(remote_addr=remote_addr, body=body, now=clock.domain_now())
     except Exception as error:
         if not is_database_outage(error):
             raise
@@ -158,7 +158,7 @@ _HANDLERS: dict[str, Callable[[YooKassaNotification], tuple[str, str]]] = {
 def _finish(notification: YooKassaNotification, outcome: str, detail: str, http_status: int) -> Receipt:
     notification.outcome = outcome
     notification.detail = detail
-    notification.processed_at = clock.now()
+    notification.processed_at = clock.domain_now()
     # The raw body was written once, on arrival; only what became of it is written now.
     notification.save(update_fields=["event", "object_id", "payment", "outcome", "detail", "processed_at"])
     return Receipt(http_status=http_status, notification=notification)
@@ -168,7 +168,7 @@ def _record_failure(notification: YooKassaNotification, outcome: str, detail: st
     """Best effort: when the database is still away the row stays RECEIVED, for the janitor."""
     notification.outcome = outcome
     notification.detail = detail[:ERROR_DETAIL_MAX_LENGTH]
-    notification.processed_at = clock.now()
+    notification.processed_at = clock.domain_now()
     try:
         _drop_broken_connection()
         # Not the payment link: what the handler was about may have been rolled back.

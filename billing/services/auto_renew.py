@@ -27,7 +27,7 @@ def subscription_set_auto_renew(*, viewer_id: uuid.UUID, subscription_id: uuid.U
                 raise NoPaymentMethod("There is no saved card to renew with: subscribe with a card saved.")
             subscription.cancel_at_period_end = False
             if subscription.status == SubscriptionStatus.PAST_DUE and subscription.next_renewal_attempt_at is None:
-                subscription.next_renewal_attempt_at = clock.now()
+                subscription.next_renewal_attempt_at = clock.domain_now()
         subscription.auto_renew = enabled
         subscription.save()
         event_record(subscription, "subscription.auto_renew_changed", enabled=enabled)

@@ -6,9 +6,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.utils import timezone
 
-from billing import locks
+from billing import clock, locks
 from billing.errors import (
     AlreadySubscribed,
     EmailRequired,
@@ -226,7 +225,7 @@ def _may_have_lapsed(payment: Payment) -> bool:
     return (
         payment.status == PaymentStatus.PENDING
         and payment.provider_payment_id is not None
-        and payment.created_at < timezone.now() - JUST_CREATED
+        and payment.created_at < clock.real_now() - JUST_CREATED
     )
 
 

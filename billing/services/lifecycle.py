@@ -36,7 +36,7 @@ def subscription_end(
     subscription.auto_renew = False
     subscription.next_renewal_attempt_at = None
     if status == SubscriptionStatus.CANCELED and subscription.canceled_at is None:
-        subscription.canceled_at = clock.now()
+        subscription.canceled_at = clock.domain_now()
     subscription.save()
     event_record(subscription, f"subscription.{status}", payment=payment, refund=refund, reason=reason, **payload)
 
@@ -45,7 +45,7 @@ def subscription_expire_due(*, now: datetime | None = None, page_size: int = 200
     """End what has run out: periods whose card was revoked, periods canceled at their end, periods
     nobody renews, and past-due subscriptions whose grace is over. A subscription with a charge
     still in flight waits for it; so does a past-due one with a retry still to come."""
-    now = now or clock.now()
+    now = now or clock.domain_now()
     return {
         reason: _end_all(due, status, reason=reason, page_size=page_size) for due, status, reason in _expiry_rules(now)
     }
@@ -134,7 +134,7 @@ def _end_all(due: QuerySet[Subscription], status: SubscriptionStatus, *, reason:
 def subscription_record_renewal_notices(*, now: datetime | None = None) -> int:
     """Tell viewers (through the outbox) that their card is charged soon, and how much: once per
     period, and again whenever the amount to be charged changed after they were told."""
-    now = now or clock.now()
+    now = now or clock.domain_now()
     upcoming = (
         subscription_list_renewable()
         .filter(

@@ -192,7 +192,7 @@ def _record_provider_object(payment: Payment, provider_payment: ProviderPayment)
 
 
 def _on_succeeded(payment: Payment, provider_payment: ProviderPayment) -> list[str]:
-    payment.paid_at = provider_payment.captured_at or clock.now()
+    payment.paid_at = provider_payment.captured_at or clock.domain_now()
     fields = ["paid_at"]
     method = provider_payment.payment_method
     if method is not None and method.saved and getattr(payment.payment_method, "provider_method_id", None) != method.id:

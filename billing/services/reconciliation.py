@@ -22,8 +22,8 @@ from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.db.models import F, Model, Q, QuerySet
-from django.utils import timezone
 
+from billing import clock
 from billing.errors import GatewayError
 from billing.gateway import get_gateway
 from billing.models import OPEN_PAYMENT_STATUSES, OPEN_REFUND_STATUSES, Payment, Refund
@@ -67,7 +67,7 @@ class ReconcileReport:
 
 def billing_reconcile(*, now: datetime | None = None, page_size: int = 100, time_budget: float = 60) -> ReconcileReport:
     """Look at every open row that is due; `now` is the real moment (tests pass a later one)."""
-    now = now or timezone.now()
+    now = now or clock.real_now()
     report = ReconcileReport()
     deadline = time.monotonic() + time_budget
     for model, open_statuses, reconcile_one in (
@@ -163,7 +163,7 @@ def _reconcile_refund(refund: Refund, now: datetime) -> bool:
 
 def _key_still_known(row: Payment | Refund) -> bool:
     """YooKassa's 24 hours are real ones, whatever billing's clock says."""
-    return timezone.now() - row.created_at < KEY_STILL_KNOWN
+    return clock.real_now() - row.created_at < KEY_STILL_KNOWN
 
 
 def _find_by_metadata(fetch_page, key: str, local_id):

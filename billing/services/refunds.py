@@ -97,14 +97,14 @@ def _quote(subscription: Subscription, payment: Payment | None) -> RefundQuote:
         or _cancellation_refund_in_flight(subscription)
     ):
         zero = Money.zero(subscription.plan.currency)
-        return RefundQuote(zero, RefundRule.NOTHING_LEFT, subscription.current_period_end or clock.now(), 0, 0)
+        return RefundQuote(zero, RefundRule.NOTHING_LEFT, subscription.current_period_end or clock.domain_now(), 0, 0)
     return refund_quote(
         paid=payment.money,
         # What is being refunded right now is not on offer again.
         already_refunded=Money(payment.refunded_amount + _in_flight_amount(payment), payment.currency),
         period_start=subscription.current_period_start,
         period_end=subscription.current_period_end,
-        now=clock.now(),
+        now=clock.domain_now(),
         full_refund_days=settings.REFUND_FULL_WINDOW_DAYS,
         tz=ZoneInfo(settings.TIME_ZONE),
     )
@@ -198,7 +198,7 @@ def _cancel_at_period_end(request: KeyedRequest, subscription_id: uuid.UUID) -> 
         return CancelResult(subscription=subscription)
     subscription.cancel_at_period_end = True
     subscription.auto_renew = False
-    subscription.canceled_at = clock.now()
+    subscription.canceled_at = clock.domain_now()
     subscription.save(update_fields=["cancel_at_period_end", "auto_renew", "canceled_at", "updated_at"])
     event_record(subscription, "subscription.cancel_scheduled", ends_at=subscription.current_period_end.isoformat())
     request.remember(subscription=subscription)
@@ -447,7 +447,7 @@ def refund_apply_provider_state(*, provider_refund: ProviderRefund) -> Refund:
             return refund
         fields.append("status")
         if target == RefundStatus.SUCCEEDED:
-            refund.refunded_at = clock.now()
+            refund.refunded_at = clock.domain_now()
             fields.append("refunded_at")
             payment.refunded_amount += refund.amount
             payment.save(update_fields=["refunded_amount", "updated_at"])

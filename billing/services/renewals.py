@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
-from django.utils import timezone
 
 from billing import clock
 from billing.models import (
@@ -58,7 +57,7 @@ def subscription_renew_due(
     *, now: datetime | None = None, page_size: int = 100, time_budget: float = 60
 ) -> ChargeReport:
     """Charge every active subscription whose period ends within the lead time."""
-    now = now or clock.now()
+    now = now or clock.domain_now()
     due = subscription_list_renewable().filter(
         status=SubscriptionStatus.ACTIVE,
         current_period_end__lte=now + timedelta(hours=settings.RENEWAL_LEAD_TIME_HOURS),
@@ -70,7 +69,7 @@ def subscription_retry_past_due(
     *, now: datetime | None = None, page_size: int = 100, time_budget: float = 60
 ) -> ChargeReport:
     """Try again the past-due subscriptions whose next dunning attempt has come."""
-    now = now or clock.now()
+    now = now or clock.domain_now()
     due = subscription_list_renewable().filter(status=SubscriptionStatus.PAST_DUE, next_renewal_attempt_at__lte=now)
     return _charge(due, page_size=page_size, time_budget=time_budget)
 
@@ -91,7 +90,7 @@ def _charge(due: QuerySet[Subscription], *, page_size: int, time_budget: float) 
     deadline = time.monotonic() + time_budget
     hard_deadline = deadline + time_budget
     opened_by_this_run = Payment.objects.filter(
-        subscription=OuterRef("pk"), kind=PaymentKind.RENEWAL, created_at__gte=timezone.now()
+        subscription=OuterRef("pk"), kind=PaymentKind.RENEWAL, created_at__gte=clock.real_now()
     )
     due = due.exclude(Exists(opened_by_this_run))
     unopenable: list = []

@@ -123,7 +123,7 @@ def _extend(subscription: Subscription, payment: Payment) -> None:
 
 def _dun(subscription: Subscription, payment: Payment) -> None:
     """A renewal failed: past due, then retries on the dunning schedule, then the end."""
-    now = clock.now()
+    now = clock.domain_now()
     subscription.renewal_failures += 1
     card_revoked = payment.cancellation_reason == PERMISSION_REVOKED
     if subscription.status == SubscriptionStatus.ACTIVE and not card_revoked:

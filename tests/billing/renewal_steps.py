@@ -22,7 +22,7 @@ from tests.helpers import pay_on_page, start_checkout
 
 
 def at(moment):
-    return clock.travel_to(moment)
+    return clock.moved_to(moment)
 
 
 def janitor_in(minutes: float = 6):

@@ -111,7 +111,7 @@ def test_operators_without_the_refund_permission_get_no_refund_action(db, active
 
 def test_the_subscription_page_shows_its_history_and_dunning(operator, active, sandbox):
     sandbox.emulator.set_payment_method_decline(active.payment_method.provider_method_id, "insufficient_funds")
-    with clock.travel_to(active.current_period_end - timedelta(hours=2)):
+    with clock.moved_to(active.current_period_end - timedelta(hours=2)):
         renewals.subscription_renew_due()
 
     page = operator.get(f"/admin/billing/subscription/{active.pk}/change/")
@@ -126,7 +126,7 @@ def test_the_subscription_page_shows_its_history_and_dunning(operator, active, s
 
 
 def test_the_quote_of_a_subscription_canceled_with_a_refund_is_nothing(operator, admin_user, active):
-    with clock.travel_to(active.current_period_start + timedelta(days=10)):
+    with clock.moved_to(active.current_period_start + timedelta(days=10)):
         services.subscription_cancel_with_refund_by_operator(subscription_id=active.pk, operator=admin_user, reason="R")
         page = confirmation_page(operator, "/admin/billing/subscription/", "cancel_with_refund", [active.pk])
 
@@ -135,9 +135,9 @@ def test_the_quote_of_a_subscription_canceled_with_a_refund_is_nothing(operator,
 
 
 def test_a_quote_that_changed_before_the_confirmation_is_refused(operator, active, sandbox):
-    with clock.travel_to(active.current_period_start + timedelta(days=3)):
+    with clock.moved_to(active.current_period_start + timedelta(days=3)):
         page = confirmation_page(operator, "/admin/billing/subscription/", "cancel_with_refund", [active.pk])
-    with clock.travel_to(active.current_period_start + timedelta(days=10)):
+    with clock.moved_to(active.current_period_start + timedelta(days=10)):
         response = submit(operator, "/admin/billing/subscription/", page, "Duplicate")
 
     active.refresh_from_db()

@@ -34,7 +34,7 @@ from billing.services import CancelMode, lifecycle, reconciliation, renewals
 from graphql_api.auth import Viewer
 from sandbox.emulator import RefundOutcome
 from sandbox.faults import ApiEffect, ApiFault
-from tests.helpers import SeenAtYooKassa, pay_on_page, start_checkout, subscribe_and_pay_at
+from tests.helpers import SeenAtYooKassa, billing_and_sandbox_at, pay_on_page, start_checkout, subscribe_and_pay_at
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sandbox")]
 
@@ -46,7 +46,7 @@ def cancel(viewer, subscription, mode=CancelMode.NOW_WITH_REFUND, key=None):
 
 
 def days_after_start(subscription, days):
-    return clock.travel_to(subscription.current_period_start + timedelta(days=days))
+    return clock.moved_to(subscription.current_period_start + timedelta(days=days))
 
 
 @pytest.fixture
@@ -141,7 +141,7 @@ def test_three_days_in_everything_comes_back(viewer, active):
 def test_on_the_last_day_nothing_comes_back_and_nothing_changes(viewer, active, sandbox):
     last_day = active.current_period_end - timedelta(hours=1)
 
-    with clock.travel_to(last_day):
+    with clock.moved_to(last_day):
         quote, _ = services.subscription_refund_quote(subscription=active)
         with pytest.raises(NotRefundable):
             cancel(viewer, active)
@@ -173,7 +173,7 @@ def test_a_thirty_day_period_on_fixed_dates(viewer, thirty_days, sandbox, days_i
     thirty_days.price = Decimal("349.00")
     thirty_days.save()
 
-    with clock.travel_to(PAID_ON_1_MARCH + days_in):
+    with billing_and_sandbox_at(PAID_ON_1_MARCH + days_in, sandbox):
         quote, _ = services.subscription_refund_quote(subscription=subscription)
         if rule is RefundRule.NOTHING_LEFT:
             with pytest.raises(NotRefundable):
@@ -199,7 +199,7 @@ def test_a_thirty_day_period_on_fixed_dates(viewer, thirty_days, sandbox, days_i
 def test_a_monthly_period_counts_its_real_days(viewer, plan, sandbox, paid_on, period_days, unused_days, amount):
     subscription = subscribe_and_pay_at(paid_on, viewer, plan, sandbox)
 
-    with clock.travel_to(paid_on + timedelta(days=10)):
+    with billing_and_sandbox_at(paid_on + timedelta(days=10), sandbox):
         quote, _ = services.subscription_refund_quote(subscription=subscription)
         result = cancel(viewer, subscription)
 
@@ -389,7 +389,7 @@ def test_an_operator_refunds_what_is_left_of_a_payment_without_touching_the_subs
 
 def test_after_a_cancellation_with_a_refund_the_quote_offers_nothing(viewer, thirty_days, sandbox):
     subscription = subscribe_and_pay_at(PAID_ON_1_MARCH, viewer, thirty_days, sandbox)
-    with clock.travel_to(PAID_ON_1_MARCH + timedelta(days=10)):
+    with billing_and_sandbox_at(PAID_ON_1_MARCH + timedelta(days=10), sandbox):
         canceled = cancel(viewer, subscription)
 
         quote, _ = services.subscription_refund_quote(subscription=canceled.subscription)
@@ -407,7 +407,7 @@ def test_while_the_refund_that_ends_the_subscription_is_in_flight_the_quote_offe
 ):
     sandbox.emulator.refund_outcome = RefundOutcome.PENDING
     subscription = subscribe_and_pay_at(PAID_ON_1_MARCH, viewer, thirty_days, sandbox)
-    with clock.travel_to(PAID_ON_1_MARCH + timedelta(days=10)):
+    with billing_and_sandbox_at(PAID_ON_1_MARCH + timedelta(days=10), sandbox):
         pending = cancel(viewer, subscription)
 
         quote, _ = services.subscription_refund_quote(subscription=pending.subscription)
@@ -452,12 +452,12 @@ def test_after_a_renewal_the_renewal_is_quoted_and_refunded_on_its_own_period(vi
     first_end = subscription.current_period_end  # 1 April
     plan.price = Decimal("349.00")
     plan.save()
-    with clock.travel_to(first_end - timedelta(hours=2)):
+    with billing_and_sandbox_at(first_end - timedelta(hours=2), sandbox):
         renewals.subscription_renew_due()
     renewal = Payment.objects.get(kind=PaymentKind.RENEWAL)
     subscription.refresh_from_db()
 
-    with clock.travel_to(first_end + timedelta(days=10)):
+    with billing_and_sandbox_at(first_end + timedelta(days=10), sandbox):
         quote, quoted_payment = services.subscription_refund_quote(subscription=subscription)
         result = cancel(viewer, subscription)
 
@@ -478,7 +478,7 @@ def test_after_a_renewal_the_renewal_is_quoted_and_refunded_on_its_own_period(vi
 
 def test_canceling_a_past_due_subscription_at_the_period_end_ends_it_now_and_stops_dunning(viewer, active, sandbox):
     sandbox.emulator.set_payment_method_decline(active.payment_method.provider_method_id, "insufficient_funds")
-    with clock.travel_to(active.current_period_end - timedelta(hours=2)):
+    with clock.moved_to(active.current_period_end - timedelta(hours=2)):
         renewals.subscription_renew_due()
     active.refresh_from_db()
     assert active.status == SubscriptionStatus.PAST_DUE
@@ -486,9 +486,9 @@ def test_canceling_a_past_due_subscription_at_the_period_end_ends_it_now_and_sto
 
     result = cancel(viewer, active, CancelMode.AT_PERIOD_END)
 
-    with clock.travel_to(active.next_renewal_attempt_at + timedelta(minutes=1)):
+    with clock.moved_to(active.next_renewal_attempt_at + timedelta(minutes=1)):
         retried = renewals.subscription_retry_past_due()
-    with clock.travel_to(active.current_period_end + timedelta(days=30)):
+    with clock.moved_to(active.current_period_end + timedelta(days=30)):
         lifecycle.subscription_expire_due()
     active.refresh_from_db()
     assert result.refund is None
@@ -512,7 +512,7 @@ def test_a_500_after_yookassa_refunded_and_no_retry_reconciliation_makes_it_one_
     assert first.subscription.status == SubscriptionStatus.ACTIVE
     assert sandbox.store.count_refunds() == 1
 
-    report = reconciliation.billing_reconcile(now=clock.now() + timedelta(minutes=6))
+    report = reconciliation.billing_reconcile(now=clock.domain_now() + timedelta(minutes=6))
 
     refund = Refund.objects.get()
     active.refresh_from_db()

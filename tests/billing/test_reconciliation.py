@@ -135,12 +135,12 @@ def test_a_renewal_whose_worker_died_after_the_charge_is_found_not_charged_again
     settings.YOOKASSA_READ_TIMEOUT = 0.3
     sandbox.faults.add(ApiFault(ApiEffect.SLOW, kind="payments.create", delay=1.0))
     charged_at = active.current_period_end - timedelta(hours=2)
-    with clock.travel_to(charged_at):
+    with clock.moved_to(charged_at):
         renewals.subscription_renew_due()
     renewal = Payment.objects.get(kind=PaymentKind.RENEWAL)
     assert renewal.status == PaymentStatus.CREATING
 
-    with clock.travel_to(charged_at + timedelta(minutes=6)):
+    with clock.moved_to(charged_at + timedelta(minutes=6)):
         reconciliation.billing_reconcile(now=timezone.now() + timedelta(minutes=6))
 
     renewal.refresh_from_db()
@@ -199,7 +199,7 @@ def test_a_refund_whose_answer_was_lost_is_sent_again_with_its_key(viewer, activ
 
 def test_a_renewal_an_as_of_run_left_open_is_taken_up_by_the_real_time_janitor(active, sandbox):
     sandbox.faults.add(ApiFault(ApiEffect.ERROR_500, kind="payments.create", applied=True))
-    with clock.travel_to(active.current_period_end - timedelta(hours=2)):  # a month from now
+    with clock.moved_to(active.current_period_end - timedelta(hours=2)):  # a month from now
         renewals.subscription_renew_due()
         assert reconciliation.billing_reconcile().looked_at == 0  # due five real minutes on
     renewal = Payment.objects.get(kind=PaymentKind.RENEWAL)
@@ -220,7 +220,7 @@ def test_the_janitor_backs_off_on_real_time_whatever_billing_clock_says(viewer, 
     Payment.objects.filter(pk=payment.pk).update(next_check_at=timezone.now())
     sandbox.faults.add(ApiFault(ApiEffect.ERROR_500, kind="payments.get", applied=False))
 
-    with clock.travel_to(timezone.now() + timedelta(days=30)):  # run_billing_jobs --as-of
+    with clock.moved_to(timezone.now() + timedelta(days=30)):  # run_billing_jobs --as-of
         before = timezone.now()
         assert reconciliation.billing_reconcile().unavailable == 1
         after = timezone.now()
@@ -233,7 +233,7 @@ def test_the_janitor_backs_off_on_real_time_whatever_billing_clock_says(viewer, 
 def test_a_renewal_yookassa_answered_500_for_is_reconciled_to_one_charge(active, plan, sandbox, applied):
     sandbox.faults.add(ApiFault(ApiEffect.ERROR_500, kind="payments.create", applied=applied))
     old_end = active.current_period_end
-    with clock.travel_to(old_end - timedelta(hours=2)):
+    with clock.moved_to(old_end - timedelta(hours=2)):
         assert renewals.subscription_renew_due().unknown == 1
     renewal = Payment.objects.get(kind=PaymentKind.RENEWAL)
     assert renewal.status == PaymentStatus.CREATING

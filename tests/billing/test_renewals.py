@@ -203,7 +203,7 @@ def test_a_card_revoked_during_dunning_after_the_period_is_over_ends_the_subscri
 
 def test_past_due_keeps_access_through_the_grace_period_then_expires(active, settings):
     settings.DUNNING_RETRY_DAYS = [30]
-    active.status, active.past_due_since, active.renewal_failures = SubscriptionStatus.PAST_DUE, clock.now(), 1
+    active.status, active.past_due_since, active.renewal_failures = SubscriptionStatus.PAST_DUE, clock.domain_now(), 1
     active.save()
 
     with at(active.current_period_end + timedelta(days=settings.DUNNING_GRACE_DAYS) - timedelta(minutes=1)):

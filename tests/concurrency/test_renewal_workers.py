@@ -329,7 +329,7 @@ def test_two_janitors_at_once_settle_each_open_renewal_once(jobs, sandbox, plan,
     settings.YOOKASSA_READ_TIMEOUT = 0.3
     sandbox.faults.add(ApiFault(ApiEffect.ERROR_500, kind="payments.create", applied=True, times=90))
     sandbox.faults.add(ApiFault(ApiEffect.SLOW, kind="payments.create", delay=1.0, times=10))
-    with clock.travel_to(as_of):
+    with clock.moved_to(as_of):
         charged = renewals.subscription_renew_due()
     assert charged.as_dict() == {"charged": 100, "succeeded": 0, "declined": 0, "unknown": 100, "failed": []}
     assert sandbox.store.count_payments() == 100
@@ -395,7 +395,7 @@ def test_a_renewal_committed_while_another_worker_looks_for_due_rows_is_not_open
     go. SKIP LOCKED then hands B a row that is no longer due; B must not open a second payment for it
     (the unique index would refuse it and end B's whole batch with an IntegrityError)."""
     [subscription] = seed_due_subscriptions(sandbox, plan, 1, as_of=as_of)
-    with clock.travel_to(as_of):
+    with clock.moved_to(as_of):
         report_b = run_while_a_worker_opens_a_renewal(
             subscription, renewals.subscription_renew_due, is_page_query=lambda sql, params: "SKIP LOCKED" in sql
         )
@@ -425,7 +425,7 @@ def test_expiry_waits_for_a_charge_committed_while_it_looked_for_rows_to_end(san
         # The grace rule's page query is the one about past-due subscriptions only.
         return "SKIP LOCKED" in sql and "past_due" in params and "active" not in params
 
-    with clock.travel_to(grace_over):
+    with clock.moved_to(grace_over):
         ended = run_while_a_worker_opens_a_renewal(
             subscription, lifecycle.subscription_expire_due, is_page_query=grace_rule_page_query
         )

@@ -33,7 +33,7 @@ def set_auto_renew(graphql, token, subscription, enabled):
 
 
 def test_the_next_payment_is_a_day_before_the_period_ends(graphql, token, active):
-    with clock.travel_to(active.current_period_start + timedelta(days=1)):
+    with clock.moved_to(active.current_period_start + timedelta(days=1)):
         subscription = graphql.execute(SUBSCRIPTION, token=token)["data"]["me"]["activeSubscription"]
 
     assert subscription == {
@@ -108,7 +108,7 @@ def test_someone_elses_card_cannot_be_removed(graphql, active):
 
 
 def test_renewals_show_in_the_payment_history(graphql, token, active):
-    with clock.travel_to(active.current_period_end - timedelta(hours=2)):
+    with clock.moved_to(active.current_period_end - timedelta(hours=2)):
         renewals.subscription_renew_due()
 
     edges = graphql.execute("{ me { payments(first: 5) { edges { node { kind status } } } } }", token=token)

@@ -9,7 +9,7 @@ from strawberry.relay import to_base64
 from billing import clock
 from billing.models import Refund, RefundStatus, SubscriptionStatus
 from sandbox.emulator import RefundOutcome
-from tests.helpers import make_token, subscribe_and_pay_at
+from tests.helpers import billing_and_sandbox_at, make_token, subscribe_and_pay_at
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sandbox")]
 
@@ -55,7 +55,7 @@ def test_the_quote_on_day_zero_is_everything(graphql, token, active):
 
 
 def test_the_quote_on_the_last_day_is_nothing(graphql, token, active):
-    with clock.travel_to(active.current_period_end - timedelta(hours=1)):
+    with clock.moved_to(active.current_period_end - timedelta(hours=1)):
         answer = graphql.execute(QUOTE, {"id": to_base64("PlanSubscription", active.pk)}, token=token)
 
     assert answer["data"]["refundQuote"]["rule"] == "NOTHING_LEFT"
@@ -160,7 +160,7 @@ def test_another_viewers_subscription_is_not_found(graphql, active):
 
 
 def test_on_the_last_day_the_refund_is_refused_and_nothing_changes(graphql, token, active, sandbox):
-    with clock.travel_to(active.current_period_end - timedelta(hours=1)):
+    with clock.moved_to(active.current_period_end - timedelta(hours=1)):
         payload = cancel(graphql, token, to_base64("PlanSubscription", active.pk))
 
     assert [error["code"] for error in payload["errors"]] == ["NOT_REFUNDABLE"]
@@ -194,10 +194,12 @@ def test_an_unreachable_yookassa_is_reported_with_the_refund_that_will_be_finish
     assert sandbox.store.count_refunds() == 1
 
 
-def test_the_quote_shows_the_days_of_the_period_and_the_unused_ones(graphql, token, thirty_days_paid_on_1_march):
+def test_the_quote_shows_the_days_of_the_period_and_the_unused_ones(
+    graphql, token, thirty_days_paid_on_1_march, sandbox
+):
     subscription_id = to_base64("PlanSubscription", thirty_days_paid_on_1_march.pk)
 
-    with clock.travel_to(PAID_ON_1_MARCH + timedelta(days=10)):
+    with billing_and_sandbox_at(PAID_ON_1_MARCH + timedelta(days=10), sandbox):
         answer = graphql.execute(QUOTE_DAYS, {"id": subscription_id}, token=token)
 
     assert answer["data"]["refundQuote"] == {
@@ -209,10 +211,10 @@ def test_the_quote_shows_the_days_of_the_period_and_the_unused_ones(graphql, tok
     }
 
 
-def test_after_canceling_with_a_refund_the_quote_offers_nothing(graphql, token, thirty_days_paid_on_1_march):
+def test_after_canceling_with_a_refund_the_quote_offers_nothing(graphql, token, thirty_days_paid_on_1_march, sandbox):
     subscription_id = to_base64("PlanSubscription", thirty_days_paid_on_1_march.pk)
 
-    with clock.travel_to(PAID_ON_1_MARCH + timedelta(days=10)):
+    with billing_and_sandbox_at(PAID_ON_1_MARCH + timedelta(days=10), sandbox):
         canceled = cancel(graphql, token, subscription_id)
         answer = graphql.execute(QUOTE_DAYS, {"id": subscription_id}, token=token)
 
@@ -230,7 +232,7 @@ def test_while_the_refund_is_pending_the_quote_offers_nothing(graphql, token, th
     sandbox.emulator.refund_outcome = RefundOutcome.PENDING
     subscription_id = to_base64("PlanSubscription", thirty_days_paid_on_1_march.pk)
 
-    with clock.travel_to(PAID_ON_1_MARCH + timedelta(days=10)):
+    with billing_and_sandbox_at(PAID_ON_1_MARCH + timedelta(days=10), sandbox):
         pending = cancel(graphql, token, subscription_id)
         answer = graphql.execute(QUOTE_DAYS, {"id": subscription_id}, token=token)
 

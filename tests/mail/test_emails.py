@@ -44,7 +44,7 @@ def cancel(viewer, subscription, mode=CancelMode.NOW_WITH_REFUND):
 
 def renew_declined(subscription, sandbox, reason="insufficient_funds"):
     sandbox.emulator.set_payment_method_decline(subscription.payment_method.provider_method_id, reason)
-    with clock.travel_to(subscription.current_period_end - timedelta(hours=2)):
+    with clock.moved_to(subscription.current_period_end - timedelta(hours=2)):
         renewals.subscription_renew_due()
     subscription.refresh_from_db()
 
@@ -93,7 +93,7 @@ def test_a_declined_first_payment_tells_why_and_that_nothing_was_taken(viewer, p
 def test_an_upcoming_renewal_tells_the_amount_and_the_date_and_each_notice_is_its_own_email(active, plan):
     deliver()
     end = active.current_period_end
-    with clock.travel_to(end - timedelta(days=2)):
+    with clock.moved_to(end - timedelta(days=2)):
         lifecycle.subscription_record_renewal_notices()
 
     [notice] = deliver()
@@ -115,7 +115,7 @@ def test_a_renewal_tells_the_amount_and_the_new_period(active, plan):
     plan.price = "349.00"
     plan.save()
 
-    with clock.travel_to(old_end - timedelta(hours=2)):
+    with clock.moved_to(old_end - timedelta(hours=2)):
         renewals.subscription_renew_due()
     [sent] = deliver()
 
@@ -131,7 +131,7 @@ def test_a_failed_renewal_is_one_email_with_the_reason_the_next_try_and_the_fix(
 
     renew_declined(active, sandbox)
     [first] = deliver()
-    with clock.travel_to(active.next_renewal_attempt_at + timedelta(minutes=1)):
+    with clock.moved_to(active.next_renewal_attempt_at + timedelta(minutes=1)):
         renewals.subscription_retry_past_due()
     [second] = deliver()
 
@@ -152,7 +152,7 @@ def test_a_failed_renewal_is_one_email_with_the_reason_the_next_try_and_the_fix(
 def test_the_end_after_the_last_failed_try_tells_why(active, sandbox):
     renew_declined(active, sandbox)
     for _ in range(len(settings.DUNNING_RETRY_DAYS)):
-        with clock.travel_to(active.next_renewal_attempt_at + timedelta(minutes=1)):
+        with clock.moved_to(active.next_renewal_attempt_at + timedelta(minutes=1)):
             renewals.subscription_retry_past_due()
         active.refresh_from_db()
     assert active.status == SubscriptionStatus.EXPIRED
@@ -169,10 +169,10 @@ def test_revoked_autopayments_say_so_at_once_and_again_when_the_paid_period_ends
     deliver()
     sandbox.emulator.revoke_payment_method(active.payment_method.provider_method_id)
 
-    with clock.travel_to(active.current_period_end - timedelta(hours=2)):
+    with clock.moved_to(active.current_period_end - timedelta(hours=2)):
         renewals.subscription_renew_due()
     [revoked] = deliver()
-    with clock.travel_to(active.current_period_end + timedelta(minutes=1)):
+    with clock.moved_to(active.current_period_end + timedelta(minutes=1)):
         lifecycle.subscription_expire_due()
     [ended] = deliver()
 
@@ -187,7 +187,7 @@ def test_a_subscription_not_renewed_ends_with_its_period_and_says_so(viewer, act
     services.subscription_set_auto_renew(viewer_id=viewer.id, subscription_id=active.pk, enabled=False)
     deliver()
 
-    with clock.travel_to(active.current_period_end + timedelta(minutes=1)):
+    with clock.moved_to(active.current_period_end + timedelta(minutes=1)):
         lifecycle.subscription_expire_due()
     [sent] = deliver()
 
@@ -200,7 +200,7 @@ def test_a_cancellation_at_the_period_end_tells_until_when_then_that_it_ended(vi
 
     cancel(viewer, active, CancelMode.AT_PERIOD_END)
     [scheduled] = deliver()
-    with clock.travel_to(active.current_period_end + timedelta(minutes=1)):
+    with clock.moved_to(active.current_period_end + timedelta(minutes=1)):
         lifecycle.subscription_expire_due()
     [ended] = deliver()
 

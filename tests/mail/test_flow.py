@@ -24,7 +24,7 @@ def run_mail_tasks() -> dict:
 def test_subscribe_renew_and_cancel_with_a_refund_send_one_email_each(viewer, plan):
     subscription = subscribe_and_pay(viewer, plan)
     renewed_until = plan.period.end_after(subscription.current_period_end)
-    with clock.travel_to(subscription.current_period_end - timedelta(hours=2)):
+    with clock.moved_to(subscription.current_period_end - timedelta(hours=2)):
         renewals.subscription_renew_due()
     services.subscription_cancel(
         viewer_id=viewer.id, subscription_id=subscription.pk, mode=CancelMode.NOW_WITH_REFUND, idempotency_key=None

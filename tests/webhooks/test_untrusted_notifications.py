@@ -79,7 +79,7 @@ def test_a_thousand_untrusted_96_kib_notifications_grow_the_inbox_by_a_bounded_a
     before, table_bytes_before = _inbox_footprint(), _table_bytes()
 
     # when they are posted within one window
-    with clock.travel_to(WINDOW_START):
+    with clock.moved_to(WINDOW_START):
         statuses = [_post(body, source(i)).status_code for i in range(1000)]
 
     # then nothing enters the inbox, and the tallies grow by a bound that does not depend on the sources
@@ -109,7 +109,7 @@ def test_networks_past_the_tracked_ones_share_one_row_without_samples_and_its_li
     settings.YOOKASSA_UNTRUSTED_TRACKED_NETWORKS = 2
 
     # when five networks post (the first one again at the end)
-    with clock.travel_to(WINDOW_START):
+    with clock.moved_to(WINDOW_START):
         statuses = [_post(f'{{"n": {n}}}'.encode(), f"203.0.113.{n}").status_code for n in (1, 2, 3, 4, 5, 6, 1)]
 
     # then the first two keep their own rows and samples; the others are counted together, and
@@ -134,7 +134,7 @@ def test_over_limit_notifications_rewrite_only_the_counters(settings):
     settings.YOOKASSA_UNTRUSTED_RATE_LIMIT = 1
     settings.YOOKASSA_UNTRUSTED_RATE_WINDOW_SECONDS = 3600
     body = b'{"padding": "' + b"x" * 4096 + b'"}'
-    with clock.travel_to(WINDOW_START):
+    with clock.moved_to(WINDOW_START):
         _post(body, "203.0.113.7")
         before = _table_bytes(UntrustedNotificationTally, UntrustedNotificationSample)
 
@@ -161,7 +161,7 @@ def test_past_the_limit_the_answer_is_429_and_only_the_count_grows(settings):
     settings.YOOKASSA_UNTRUSTED_RATE_WINDOW_SECONDS = 60
     bodies = [f'{{"attempt": {n}}}'.encode() for n in range(5)]
 
-    with clock.travel_to(WINDOW_START + timedelta(seconds=15)):
+    with clock.moved_to(WINDOW_START + timedelta(seconds=15)):
         responses = [_post(body, "203.0.113.7") for body in bodies]
 
     assert [response.status_code for response in responses] == [403, 403, 403, 429, 429]
@@ -182,7 +182,7 @@ def test_past_the_limit_the_answer_is_429_and_only_the_count_grows(settings):
 def test_the_limit_counts_ipv6_addresses_by_their_64_and_ipv4_addresses_one_by_one(settings):
     settings.YOOKASSA_UNTRUSTED_RATE_LIMIT = 2
 
-    with clock.travel_to(WINDOW_START):
+    with clock.moved_to(WINDOW_START):
         same_64 = [_post(b"{}", f"2001:db8:0:1::{n:x}").status_code for n in (1, 0xBEEF, 0xFFFF)]
         other_64 = _post(b"{}", "2001:db8:0:2::1").status_code
         ipv4 = [_post(b"{}", f"203.0.113.{n}").status_code for n in (1, 2, 3)]
@@ -204,9 +204,9 @@ def test_a_new_window_starts_a_new_count(settings):
     settings.YOOKASSA_UNTRUSTED_RATE_LIMIT = 1
     settings.YOOKASSA_UNTRUSTED_RATE_WINDOW_SECONDS = 60
 
-    with clock.travel_to(WINDOW_START):
+    with clock.moved_to(WINDOW_START):
         first_window = [_post(b"{}", "203.0.113.7").status_code for _ in range(2)]
-    with clock.travel_to(WINDOW_START + timedelta(seconds=60)):
+    with clock.moved_to(WINDOW_START + timedelta(seconds=60)):
         next_window = [_post(b"{}", "203.0.113.7").status_code for _ in range(2)]
 
     assert first_window == [403, 429]
@@ -219,7 +219,7 @@ def test_a_new_window_starts_a_new_count(settings):
 @pytest.mark.parametrize("earlier_posts", [1, 40], ids=["second", "past-the-limit"])
 def test_an_untrusted_notification_is_written_with_one_statement(settings, earlier_posts):
     settings.YOOKASSA_UNTRUSTED_RATE_LIMIT = 30
-    with clock.travel_to(WINDOW_START):
+    with clock.moved_to(WINDOW_START):
         for _ in range(earlier_posts):
             _post(b"{}", "203.0.113.7")
 
@@ -235,7 +235,7 @@ def test_an_untrusted_notification_is_written_with_one_statement(settings, earli
 
 @pytest.mark.django_db
 def test_the_first_untrusted_notification_of_a_network_also_writes_its_sample_once(settings):
-    with clock.travel_to(WINDOW_START), CaptureQueriesContext(connection) as queries:
+    with clock.moved_to(WINDOW_START), CaptureQueriesContext(connection) as queries:
         response = _post(b'{"type": "notification"}', "203.0.113.7")
 
     assert response.status_code == 403
@@ -259,16 +259,17 @@ def test_concurrent_untrusted_notifications_from_one_source_are_all_counted_in_o
     def post_many() -> None:
         try:
             start.wait()
-            statuses.extend(_post(b"{}", "203.0.113.7").status_code for _ in range(40))
+            # Each thread on the window's clock: a moved clock stays in the context that moved it.
+            with clock.moved_to(WINDOW_START):
+                statuses.extend(_post(b"{}", "203.0.113.7").status_code for _ in range(40))
         finally:
             connections.close_all()
 
-    with clock.travel_to(WINDOW_START):
-        threads = [threading.Thread(target=post_many) for _ in range(6)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+    threads = [threading.Thread(target=post_many) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
     assert sorted(statuses) == [403] * 50 + [429] * 190
     tally = UntrustedNotificationTally.objects.get()
