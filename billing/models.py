@@ -13,6 +13,7 @@ from django.db import models
 from django.db.models import Q
 
 from billing import clock
+from billing.events import EventPayload, payload_parse
 from billing.money import Money
 from plans.models import Plan
 
@@ -420,3 +421,7 @@ class BillingEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} #{self.id}"
+
+    def typed_payload(self) -> EventPayload:
+        """The payload as the class of this row's type (billing.events); match on `type` to narrow it."""
+        return payload_parse(self.type, self.payload)

@@ -7,13 +7,29 @@ not listed here send nothing.
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
+from billing.events import (
+    AutoRenewOffReason,
+    BillingEventType,
+    EventPayload,
+    RefundCanceled,
+    SubscriptionActivated,
+    SubscriptionAutoRenewChanged,
+    SubscriptionCancelScheduled,
+    SubscriptionEnded,
+    SubscriptionFailed,
+    SubscriptionPastDue,
+    SubscriptionRenewalFailed,
+    SubscriptionRenewalUpcoming,
+    SubscriptionRenewed,
+)
 from billing.models import BillingEvent, Subscription, SubscriptionStatus
 from billing.money import Money
 from mail.reasons import payment_reason, refund_reason
 from mail.templatetags.mail_format import day, money
+
+P = TypeVar("P", bound=EventPayload)
 
 
 @dataclass(frozen=True)
@@ -25,9 +41,11 @@ class Message:
     skip_reason: str = ""
 
 
-def _moment(event: BillingEvent, key: str, fallback: datetime | None = None) -> datetime | None:
-    value = event.payload.get(key)
-    return datetime.fromisoformat(value) if value else fallback
+def _payload(event: BillingEvent, payload_class: type[P]) -> P:
+    payload = event.typed_payload()
+    if not isinstance(payload, payload_class):
+        raise TypeError(f"A {event.type} event carries no {payload_class.__name__}.")
+    return payload
 
 
 def _facts(event: BillingEvent, **facts) -> dict[str, Any]:
@@ -38,6 +56,7 @@ def _facts(event: BillingEvent, **facts) -> dict[str, Any]:
 
 def _activated(event: BillingEvent) -> Message:
     subscription = event.subscription
+    payload = _payload(event, SubscriptionActivated)
     plan = subscription.plan.name
     return Message(
         "subscription_activated",
@@ -45,8 +64,8 @@ def _activated(event: BillingEvent) -> Message:
         _facts(
             event,
             amount=event.payment.money,
-            period_start=_moment(event, "period_start", subscription.current_period_start),
-            period_end=_moment(event, "period_end", subscription.current_period_end),
+            period_start=payload.period_start or subscription.current_period_start,
+            period_end=payload.period_end or subscription.current_period_end,
             # As of the activation, whatever happened since: billing renews with the card this payment saved.
             auto_renew=event.payment.payment_method_id is not None,
         ),
@@ -58,15 +77,16 @@ def _first_payment_failed(event: BillingEvent) -> Message:
     return Message(
         "first_payment_failed",
         f"Your payment for {plan} didn't go through",
-        _facts(event, amount=event.payment.money, reason=payment_reason(event.payload.get("reason", ""))),
+        _facts(event, amount=event.payment.money, reason=payment_reason(_payload(event, SubscriptionFailed).reason)),
     )
 
 
 def _renewal_upcoming(event: BillingEvent) -> Message:
     subscription = event.subscription
-    charge_on = _moment(event, "charge_on", subscription.current_period_end)
+    payload = _payload(event, SubscriptionRenewalUpcoming)
+    charge_on = payload.charge_on or subscription.current_period_end
     plan = subscription.plan
-    amount = Money.of(event.payload.get("amount", plan.price), event.payload.get("currency", plan.currency))
+    amount = Money.of(plan.price if payload.amount is None else payload.amount, payload.currency or plan.currency)
     return Message(
         "renewal_upcoming",
         f"Your {plan.name} subscription renews on {day(charge_on)}",
@@ -76,14 +96,15 @@ def _renewal_upcoming(event: BillingEvent) -> Message:
 
 def _renewed(event: BillingEvent) -> Message:
     subscription = event.subscription
-    period_end = _moment(event, "period_end", subscription.current_period_end)
+    payload = _payload(event, SubscriptionRenewed)
+    period_end = payload.period_end or subscription.current_period_end
     return Message(
         "subscription_renewed",
         f"Your {subscription.plan.name} subscription is renewed until {day(period_end)}",
         _facts(
             event,
             amount=event.payment.money,
-            period_start=_moment(event, "period_start", subscription.current_period_start),
+            period_start=payload.period_start or subscription.current_period_start,
             period_end=period_end,
         ),
     )
@@ -97,14 +118,15 @@ def _renewal_failed(event: BillingEvent) -> Message:
         BillingEvent.objects.filter(
             viewer_id=event.viewer_id,
             subscription_id=subscription.pk,
-            type="subscription.renewal_failed",
+            type=BillingEventType.SUBSCRIPTION_RENEWAL_FAILED,
             id__lt=event.id,
         )
         .select_related("payment")
         .order_by("-id")
         .first()
     )
-    attempt = failure.payload.get("attempt", 1) if failure else 1
+    told = _payload(failure, SubscriptionRenewalFailed) if failure else SubscriptionRenewalFailed()
+    attempt = told.attempt
     still = " still" if attempt > 1 else ""
     return Message(
         "renewal_failed",
@@ -112,24 +134,25 @@ def _renewal_failed(event: BillingEvent) -> Message:
         _facts(
             event,
             amount=failure.payment.money if failure and failure.payment else None,
-            reason=payment_reason(failure.payload.get("reason", "") if failure else ""),
+            reason=payment_reason(told.reason),
             attempt=attempt,
-            next_attempt_at=_moment(event, "next_attempt_at", subscription.next_renewal_attempt_at),
+            next_attempt_at=_payload(event, SubscriptionPastDue).next_attempt_at
+            or subscription.next_renewal_attempt_at,
         ),
     )
 
 
 def _expired(event: BillingEvent) -> Message:
-    reason = event.payload.get("reason", "")
+    payload = _payload(event, SubscriptionEnded)
     declined = event.payment.cancellation_reason if event.payment else ""
     return Message(
         "subscription_expired",
         f"Your {event.subscription.plan.name} subscription has ended",
         _facts(
             event,
-            reason=reason,
+            reason=payload.reason,
             decline=payment_reason(declined) if declined else "",
-            attempts=event.payload.get("attempts"),
+            attempts=payload.attempts,
             period_end=event.subscription.current_period_end,
         ),
     )
@@ -137,7 +160,7 @@ def _expired(event: BillingEvent) -> Message:
 
 def _cancel_scheduled(event: BillingEvent) -> Message:
     subscription = event.subscription
-    ends_at = _moment(event, "ends_at", subscription.current_period_end)
+    ends_at = _payload(event, SubscriptionCancelScheduled).ends_at or subscription.current_period_end
     return Message(
         "cancel_scheduled",
         f"Your {subscription.plan.name} subscription ends on {day(ends_at)}",
@@ -158,7 +181,7 @@ def _canceled(event: BillingEvent) -> Message:
         _facts(
             event,
             refund=refund.money if refund else None,
-            at_period_end=event.payload.get("reason") == "canceled_at_period_end",
+            at_period_end=_payload(event, SubscriptionEnded).reason == "canceled_at_period_end",
             ended_at=subscription.current_period_end if refund is None else event.created_at,
         ),
     )
@@ -173,11 +196,12 @@ def _auto_renew_changed(event: BillingEvent) -> Message:
         amount=Money(subscription.plan.price, subscription.plan.currency),
         past_due=subscription.status == SubscriptionStatus.PAST_DUE,
     )
-    if event.payload.get("enabled"):
+    payload = _payload(event, SubscriptionAutoRenewChanged)
+    if payload.enabled:
         return Message("auto_renew_on", f"Auto-renewal of your {plan} subscription is on", facts)
-    if event.payload.get("reason") == "card_removed":
+    if payload.reason == AutoRenewOffReason.CARD_REMOVED:
         return Message("card_removed", f"Your card is removed: {plan} will not renew", facts)
-    if event.payload.get("reason") == "permission_revoked":
+    if payload.reason == AutoRenewOffReason.PERMISSION_REVOKED:
         return Message("autopayments_revoked", f"Automatic payments are off: {plan} will not renew", facts)
     return Message("auto_renew_off", f"Auto-renewal of your {plan} subscription is off", facts)
 
@@ -185,7 +209,7 @@ def _auto_renew_changed(event: BillingEvent) -> Message:
 def _refund_succeeded(event: BillingEvent) -> Message:
     refund = event.refund
     told_in_cancellation = BillingEvent.objects.filter(
-        viewer_id=event.viewer_id, type="subscription.canceled", refund_id=refund.pk
+        viewer_id=event.viewer_id, type=BillingEventType.SUBSCRIPTION_CANCELED, refund_id=refund.pk
     ).exists()
     if told_in_cancellation:
         return Message("refund_succeeded", skip_reason="told in the cancellation email")
@@ -205,29 +229,29 @@ def _refund_canceled(event: BillingEvent) -> Message:
         _facts(
             event,
             amount=refund.money,
-            reason=refund_reason(event.payload.get("reason", "")),
+            reason=refund_reason(_payload(event, RefundCanceled).reason),
             still_active=subscription.status in (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE),
             period_end=subscription.current_period_end,
         ),
     )
 
 
-COMPOSERS: dict[str, Callable[[BillingEvent], Message]] = {
-    "subscription.activated": _activated,
-    "subscription.failed": _first_payment_failed,
-    "subscription.renewal_upcoming": _renewal_upcoming,
-    "subscription.renewed": _renewed,
-    # `subscription.renewal_failed` is told by what follows it: past due (another try) or expired.
-    "subscription.past_due": _renewal_failed,
-    "subscription.expired": _expired,
-    "subscription.cancel_scheduled": _cancel_scheduled,
-    "subscription.canceled": _canceled,
-    "subscription.auto_renew_changed": _auto_renew_changed,
-    "refund.succeeded": _refund_succeeded,
-    "refund.canceled": _refund_canceled,
+COMPOSERS: dict[BillingEventType, Callable[[BillingEvent], Message]] = {
+    BillingEventType.SUBSCRIPTION_ACTIVATED: _activated,
+    BillingEventType.SUBSCRIPTION_FAILED: _first_payment_failed,
+    BillingEventType.SUBSCRIPTION_RENEWAL_UPCOMING: _renewal_upcoming,
+    BillingEventType.SUBSCRIPTION_RENEWED: _renewed,
+    # SUBSCRIPTION_RENEWAL_FAILED is told by what follows it: past due (another try) or expired.
+    BillingEventType.SUBSCRIPTION_PAST_DUE: _renewal_failed,
+    BillingEventType.SUBSCRIPTION_EXPIRED: _expired,
+    BillingEventType.SUBSCRIPTION_CANCEL_SCHEDULED: _cancel_scheduled,
+    BillingEventType.SUBSCRIPTION_CANCELED: _canceled,
+    BillingEventType.SUBSCRIPTION_AUTO_RENEW_CHANGED: _auto_renew_changed,
+    BillingEventType.REFUND_SUCCEEDED: _refund_succeeded,
+    BillingEventType.REFUND_CANCELED: _refund_canceled,
 }
 MAIL_EVENT_TYPES = frozenset(COMPOSERS)
 
 
 def message_compose(*, event: BillingEvent) -> Message:
-    return COMPOSERS[event.type](event)
+    return COMPOSERS[BillingEventType(event.type)](event)

@@ -6,6 +6,7 @@ from django.db import transaction
 
 from billing import clock, locks
 from billing.errors import NoPaymentMethod, NotFound, SubscriptionNotActive
+from billing.events import AutoRenewOffReason, BillingEventType, SubscriptionAutoRenewChanged
 from billing.models import PaymentMethod, Subscription, SubscriptionStatus
 from billing.services.events import event_record
 
@@ -30,7 +31,11 @@ def subscription_set_auto_renew(*, viewer_id: uuid.UUID, subscription_id: uuid.U
                 subscription.next_renewal_attempt_at = clock.domain_now()
         subscription.auto_renew = enabled
         subscription.save()
-        event_record(subscription, "subscription.auto_renew_changed", enabled=enabled)
+        event_record(
+            subscription,
+            BillingEventType.SUBSCRIPTION_AUTO_RENEW_CHANGED,
+            SubscriptionAutoRenewChanged(enabled=enabled),
+        )
     return subscription
 
 
@@ -49,5 +54,9 @@ def payment_method_remove(*, viewer_id: uuid.UUID, payment_method_id: uuid.UUID)
         for subscription in locks.subscriptions_for_update().filter(payment_method=method, auto_renew=True):
             subscription.auto_renew = False
             subscription.save(update_fields=["auto_renew", "updated_at"])
-            event_record(subscription, "subscription.auto_renew_changed", enabled=False, reason="card_removed")
+            event_record(
+                subscription,
+                BillingEventType.SUBSCRIPTION_AUTO_RENEW_CHANGED,
+                SubscriptionAutoRenewChanged(enabled=False, reason=AutoRenewOffReason.CARD_REMOVED),
+            )
     return method

@@ -15,6 +15,7 @@ from billing.errors import (
     PaymentInProgress,
     PlanNotFound,
 )
+from billing.events import BillingEventType, PaymentCreated, SubscriptionCreated
 from billing.models import (
     LIVE_SUBSCRIPTION_STATUSES,
     OPEN_PAYMENT_STATUSES,
@@ -177,7 +178,7 @@ def _checkout_payment(request: _Checkout) -> tuple[Payment, bool]:
         subscription = Subscription.objects.create(
             viewer_id=viewer_id, viewer_email=viewer_email, plan=plan, status=SubscriptionStatus.PENDING
         )
-        event_record(subscription, "subscription.created", plan=plan.code)
+        event_record(subscription, BillingEventType.SUBSCRIPTION_CREATED, SubscriptionCreated(plan=plan.code))
         return _new_payment(subscription, request), True
     if live.status != SubscriptionStatus.PENDING:
         raise AlreadySubscribed(f"You already have the {live.plan.name} subscription.", field="planId")
@@ -214,7 +215,10 @@ def _new_payment(subscription: Subscription, request: _Checkout) -> Payment:
         next_check_at=first_provider_check_at(),
     )
     event_record(
-        subscription, "payment.created", payment=payment, amount=str(payment.amount), currency=payment.currency
+        subscription,
+        BillingEventType.PAYMENT_CREATED,
+        PaymentCreated(amount=payment.amount, currency=payment.currency),
+        payment=payment,
     )
     return payment
 

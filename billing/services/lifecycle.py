@@ -1,12 +1,14 @@
 """The ends of subscriptions: canceled or expired, and the jobs that end them on time."""
 
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
 from billing import clock
+from billing.events import BillingEventType, SubscriptionEnded, SubscriptionRenewalUpcoming
 from billing.models import (
     OPEN_PAYMENT_STATUSES,
     PERMISSION_REVOKED,
@@ -21,6 +23,11 @@ from billing.money import Money
 from billing.selectors import subscription_list_renewable
 from billing.services.events import event_record
 
+_ENDED_EVENT_TYPES = {
+    SubscriptionStatus.CANCELED: BillingEventType.SUBSCRIPTION_CANCELED,
+    SubscriptionStatus.EXPIRED: BillingEventType.SUBSCRIPTION_EXPIRED,
+}
+
 
 def subscription_end(
     subscription: Subscription,
@@ -29,7 +36,8 @@ def subscription_end(
     reason: str,
     payment: Payment | None = None,
     refund: Refund | None = None,
-    **payload,
+    attempts: int | None = None,
+    refunded: Decimal | None = None,
 ) -> None:
     """End a live subscription (call with it locked): canceled, or expired."""
     subscription.move_to(status)
@@ -38,7 +46,13 @@ def subscription_end(
     if status == SubscriptionStatus.CANCELED and subscription.canceled_at is None:
         subscription.canceled_at = clock.domain_now()
     subscription.save()
-    event_record(subscription, f"subscription.{status}", payment=payment, refund=refund, reason=reason, **payload)
+    event_record(
+        subscription,
+        _ENDED_EVENT_TYPES[status],
+        SubscriptionEnded(reason=reason, attempts=attempts, refunded=refunded),
+        payment=payment,
+        refund=refund,
+    )
 
 
 def subscription_expire_due(*, now: datetime | None = None, page_size: int = 200) -> dict[str, int]:
@@ -175,8 +189,8 @@ def subscription_announce_changed_renewal_amount(subscription: Subscription, *, 
 def _record_renewal_notice(subscription: Subscription, amount: Money) -> None:
     event_record(
         subscription,
-        "subscription.renewal_upcoming",
-        charge_on=subscription.current_period_end.isoformat(),
-        amount=str(amount.amount),
-        currency=amount.currency,
+        BillingEventType.SUBSCRIPTION_RENEWAL_UPCOMING,
+        SubscriptionRenewalUpcoming(
+            charge_on=subscription.current_period_end, amount=amount.amount, currency=amount.currency
+        ),
     )

@@ -7,6 +7,7 @@ from django.db import transaction
 
 from billing import clock, locks
 from billing.errors import GatewayError, ProviderRejected
+from billing.events import BillingEventType, PaymentCanceled, PaymentProviderConflict, PaymentSucceeded
 from billing.gateway import get_gateway
 from billing.gateway.interface import NewPayment, ProviderPayment, ProviderPaymentStatus, Receipt, ReceiptItem
 from billing.models import (
@@ -105,9 +106,9 @@ def payment_apply_provider_state(*, provider_payment: ProviderPayment) -> Paymen
             )
             event_record(
                 payment.subscription,
-                "payment.provider_conflict",
+                BillingEventType.PAYMENT_PROVIDER_CONFLICT,
+                PaymentProviderConflict(provider_status=provider_payment.status),
                 payment=payment,
-                provider_status=provider_payment.status,
             )
             return payment
         fields.append("status")
@@ -144,7 +145,9 @@ def _close_never_created(payment: Payment, *, reason: str, detail: dict) -> Paym
         payment.save(
             update_fields=["status", "cancellation_party", "cancellation_reason", "provider_object", "updated_at"]
         )
-        event_record(payment.subscription, "payment.canceled", payment=payment, reason=reason)
+        event_record(
+            payment.subscription, BillingEventType.PAYMENT_CANCELED, PaymentCanceled(reason=reason), payment=payment
+        )
         subscription_on_payment_failed(payment)
     return payment
 
@@ -198,7 +201,12 @@ def _on_succeeded(payment: Payment, provider_payment: ProviderPayment) -> list[s
     if method is not None and method.saved and getattr(payment.payment_method, "provider_method_id", None) != method.id:
         payment.payment_method = _save_payment_method(payment.viewer_id, method)
         fields.append("payment_method")
-    event_record(payment.subscription, "payment.succeeded", payment=payment, amount=str(payment.amount))
+    event_record(
+        payment.subscription,
+        BillingEventType.PAYMENT_SUCCEEDED,
+        PaymentSucceeded(amount=payment.amount),
+        payment=payment,
+    )
     subscription_on_payment_succeeded(payment)
     return fields
 
@@ -207,7 +215,12 @@ def _on_canceled(payment: Payment, provider_payment: ProviderPayment) -> list[st
     if provider_payment.cancellation is not None:
         payment.cancellation_party = provider_payment.cancellation.party
         payment.cancellation_reason = provider_payment.cancellation.reason
-    event_record(payment.subscription, "payment.canceled", payment=payment, reason=payment.cancellation_reason)
+    event_record(
+        payment.subscription,
+        BillingEventType.PAYMENT_CANCELED,
+        PaymentCanceled(reason=payment.cancellation_reason),
+        payment=payment,
+    )
     subscription_on_payment_failed(payment)
     return ["cancellation_party", "cancellation_reason"]
 

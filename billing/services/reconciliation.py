@@ -25,6 +25,7 @@ from django.db.models import F, Model, Q, QuerySet
 
 from billing import clock
 from billing.errors import GatewayError
+from billing.events import BillingEventType, ReconciliationFailed
 from billing.gateway import get_gateway
 from billing.models import OPEN_PAYMENT_STATUSES, OPEN_REFUND_STATUSES, Payment, Refund
 from billing.services.events import event_record
@@ -118,7 +119,12 @@ def _reconcile_safely(row, reconcile_one, now: datetime, report: ReconcileReport
         logger.exception("Reconciling %s %s failed", type(row).__name__, row.pk)
         report.failed_ids.append(str(row.pk))
         payment = row if isinstance(row, Payment) else row.payment
-        event_record(payment.subscription, "reconciliation.failed", payment=payment, error=repr(error)[:500])
+        event_record(
+            payment.subscription,
+            BillingEventType.RECONCILIATION_FAILED,
+            ReconciliationFailed(error=repr(error)[:500]),
+            payment=payment,
+        )
         return
     report.settled += settled
 

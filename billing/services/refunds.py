@@ -28,6 +28,14 @@ from billing.errors import (
     RefundQuoteChanged,
     SubscriptionNotActive,
 )
+from billing.events import (
+    BillingEventType,
+    RefundCreated,
+    RefundProviderConflict,
+    RefundSucceeded,
+    SubscriptionCancelScheduled,
+)
+from billing.events import RefundCanceled as RefundCanceledPayload
 from billing.gateway import get_gateway
 from billing.gateway.interface import NewRefund, ProviderRefund, ProviderRefundStatus, Receipt, ReceiptItem
 from billing.models import (
@@ -200,7 +208,11 @@ def _cancel_at_period_end(request: KeyedRequest, subscription_id: uuid.UUID) -> 
     subscription.auto_renew = False
     subscription.canceled_at = clock.domain_now()
     subscription.save(update_fields=["cancel_at_period_end", "auto_renew", "canceled_at", "updated_at"])
-    event_record(subscription, "subscription.cancel_scheduled", ends_at=subscription.current_period_end.isoformat())
+    event_record(
+        subscription,
+        BillingEventType.SUBSCRIPTION_CANCEL_SCHEDULED,
+        SubscriptionCancelScheduled(ends_at=subscription.current_period_end),
+    )
     request.remember(subscription=subscription)
     return CancelResult(subscription=subscription)
 
@@ -375,7 +387,13 @@ def new_refund(
         ends_subscription=ends_subscription,
         next_check_at=first_provider_check_at(),
     )
-    event_record(payment.subscription, "refund.created", payment=payment, refund=refund, amount=str(refund.amount))
+    event_record(
+        payment.subscription,
+        BillingEventType.REFUND_CREATED,
+        RefundCreated(amount=refund.amount),
+        payment=payment,
+        refund=refund,
+    )
     return refund
 
 
@@ -443,7 +461,13 @@ def refund_apply_provider_state(*, provider_refund: ProviderRefund) -> Refund:
             refund.move_to(target)
         except IllegalTransition:
             logger.error("YooKassa says refund %s is %s but it is %s here", refund.id, target, refund.status)
-            event_record(payment.subscription, "refund.provider_conflict", payment=payment, refund=refund)
+            event_record(
+                payment.subscription,
+                BillingEventType.REFUND_PROVIDER_CONFLICT,
+                RefundProviderConflict(),
+                payment=payment,
+                refund=refund,
+            )
             return refund
         fields.append("status")
         if target == RefundStatus.SUCCEEDED:
@@ -452,7 +476,11 @@ def refund_apply_provider_state(*, provider_refund: ProviderRefund) -> Refund:
             payment.refunded_amount += refund.amount
             payment.save(update_fields=["refunded_amount", "updated_at"])
             event_record(
-                payment.subscription, "refund.succeeded", payment=payment, refund=refund, amount=str(refund.amount)
+                payment.subscription,
+                BillingEventType.REFUND_SUCCEEDED,
+                RefundSucceeded(amount=refund.amount),
+                payment=payment,
+                refund=refund,
             )
             if refund.ends_subscription:
                 _end_subscription(payment, refund)
@@ -464,10 +492,10 @@ def refund_apply_provider_state(*, provider_refund: ProviderRefund) -> Refund:
             logger.warning("YooKassa canceled refund %s (%s)", refund.id, refund.cancellation_reason)
             event_record(
                 payment.subscription,
-                "refund.canceled",
+                BillingEventType.REFUND_CANCELED,
+                RefundCanceledPayload(reason=refund.cancellation_reason),
                 payment=payment,
                 refund=refund,
-                reason=refund.cancellation_reason,
             )
         refund.save(update_fields=[*fields, "updated_at"])
         return refund
@@ -498,7 +526,13 @@ def _close_never_created(refund: Refund, *, reason: str, detail: dict) -> Refund
         refund.save(
             update_fields=["status", "cancellation_party", "cancellation_reason", "provider_object", "updated_at"]
         )
-        event_record(payment.subscription, "refund.canceled", payment=payment, refund=refund, reason=reason)
+        event_record(
+            payment.subscription,
+            BillingEventType.REFUND_CANCELED,
+            RefundCanceledPayload(reason=reason),
+            payment=payment,
+            refund=refund,
+        )
     return refund
 
 
@@ -529,5 +563,5 @@ def _end_subscription(payment: Payment, refund: Refund) -> None:
         reason="refunded",
         payment=payment,
         refund=refund,
-        refunded=str(refund.amount),
+        refunded=refund.amount,
     )

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 
 from billing import clock
+from billing.events import BillingEventType, PaymentCreated
 from billing.models import (
     Payment,
     PaymentKind,
@@ -180,10 +181,8 @@ def _new_renewal_payment(subscription: Subscription) -> Payment:
     subscription_announce_changed_renewal_amount(subscription, amount=payment.money)
     event_record(
         subscription,
-        "payment.created",
+        BillingEventType.PAYMENT_CREATED,
+        PaymentCreated(amount=payment.amount, currency=payment.currency, attempt=subscription.renewal_failures + 1),
         payment=payment,
-        amount=str(payment.amount),
-        currency=payment.currency,
-        attempt=subscription.renewal_failures + 1,
     )
     return payment

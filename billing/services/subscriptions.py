@@ -11,6 +11,16 @@ from django.conf import settings
 from django.db import transaction
 
 from billing import clock, locks
+from billing.events import (
+    AutoRenewOffReason,
+    BillingEventType,
+    SubscriptionActivated,
+    SubscriptionAutoRenewChanged,
+    SubscriptionFailed,
+    SubscriptionPastDue,
+    SubscriptionRenewalFailed,
+    SubscriptionRenewed,
+)
 from billing.models import (
     OPEN_PAYMENT_STATUSES,
     PERMISSION_REVOKED,
@@ -58,7 +68,12 @@ def subscription_on_payment_failed(payment: Payment) -> None:
         if subscription.status == SubscriptionStatus.PENDING and not still_open:
             subscription.move_to(SubscriptionStatus.FAILED)
             subscription.save(update_fields=["status", "updated_at"])
-            event_record(subscription, "subscription.failed", payment=payment, reason=payment.cancellation_reason)
+            event_record(
+                subscription,
+                BillingEventType.SUBSCRIPTION_FAILED,
+                SubscriptionFailed(reason=payment.cancellation_reason),
+                payment=payment,
+            )
     elif _renewal_unwanted_because(subscription, payment) is None:
         _dun(subscription, payment)
 
@@ -73,10 +88,11 @@ def _activate(subscription: Subscription, payment: Payment) -> None:
     subscription.save()
     event_record(
         subscription,
-        "subscription.activated",
+        BillingEventType.SUBSCRIPTION_ACTIVATED,
+        SubscriptionActivated(
+            period_start=subscription.current_period_start, period_end=subscription.current_period_end
+        ),
         payment=payment,
-        period_start=subscription.current_period_start.isoformat(),
-        period_end=subscription.current_period_end.isoformat(),
     )
 
 
@@ -114,10 +130,9 @@ def _extend(subscription: Subscription, payment: Payment) -> None:
     subscription.save()
     event_record(
         subscription,
-        "subscription.renewed",
+        BillingEventType.SUBSCRIPTION_RENEWED,
+        SubscriptionRenewed(period_start=subscription.current_period_start, period_end=subscription.current_period_end),
         payment=payment,
-        period_start=subscription.current_period_start.isoformat(),
-        period_end=subscription.current_period_end.isoformat(),
     )
 
 
@@ -131,10 +146,9 @@ def _dun(subscription: Subscription, payment: Payment) -> None:
         subscription.past_due_since = now
     event_record(
         subscription,
-        "subscription.renewal_failed",
+        BillingEventType.SUBSCRIPTION_RENEWAL_FAILED,
+        SubscriptionRenewalFailed(attempt=subscription.renewal_failures, reason=payment.cancellation_reason),
         payment=payment,
-        attempt=subscription.renewal_failures,
-        reason=payment.cancellation_reason,
     )
     retry_days = settings.DUNNING_RETRY_DAYS
     if card_revoked:
@@ -153,7 +167,9 @@ def _dun(subscription: Subscription, payment: Payment) -> None:
         )
         subscription.save()
         event_record(
-            subscription, "subscription.past_due", next_attempt_at=subscription.next_renewal_attempt_at.isoformat()
+            subscription,
+            BillingEventType.SUBSCRIPTION_PAST_DUE,
+            SubscriptionPastDue(next_attempt_at=subscription.next_renewal_attempt_at),
         )
 
 
@@ -173,7 +189,11 @@ def _stop_renewing_with_revoked_card(subscription: Subscription, payment: Paymen
         subscription_end(subscription, SubscriptionStatus.EXPIRED, reason=PERMISSION_REVOKED, payment=payment)
         return
     subscription.save()
-    event_record(subscription, "subscription.auto_renew_changed", enabled=False, reason=PERMISSION_REVOKED)
+    event_record(
+        subscription,
+        BillingEventType.SUBSCRIPTION_AUTO_RENEW_CHANGED,
+        SubscriptionAutoRenewChanged(enabled=False, reason=AutoRenewOffReason.PERMISSION_REVOKED),
+    )
 
 
 def _give_back(payment: Payment, *, reason: str) -> None:

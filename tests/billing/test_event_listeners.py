@@ -11,11 +11,14 @@ import pytest
 from django.db import transaction
 
 from billing.event_listeners import check_event_listeners
+from billing.events import BillingEventType, SubscriptionCreated
 from billing.models import BillingEvent, Subscription
 from billing.services.events import event_record
 from config.settings import base as base_settings
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+CREATED = BillingEventType.SUBSCRIPTION_CREATED
 
 HEARD: list[tuple[int, str, bool]] = []
 
@@ -34,7 +37,7 @@ class ChangeFailed(Exception):
 
 def _record_then_fail(subscription: Subscription) -> None:
     with transaction.atomic():
-        event_record(subscription, "subscription.created", plan="basic-monthly")
+        event_record(subscription, CREATED, SubscriptionCreated(plan="basic-monthly"))
         raise ChangeFailed
 
 
@@ -53,7 +56,7 @@ def subscription(plan) -> Subscription:
 
 def test_listeners_hear_of_an_event_once_its_transaction_commits(subscription, recorded):
     with transaction.atomic():
-        event = event_record(subscription, "subscription.created", plan="basic-monthly")
+        event = event_record(subscription, CREATED, SubscriptionCreated(plan="basic-monthly"))
         assert recorded == []
 
     assert recorded == [(event.pk, "subscription.created", True)]
@@ -71,7 +74,7 @@ def test_a_failing_listener_is_logged_and_the_others_still_hear(subscription, re
     settings.BILLING_EVENT_LISTENERS = [f"{__name__}.failing_listener", f"{__name__}.recording_listener"]
 
     with caplog.at_level(logging.ERROR, logger="billing.event_listeners"), transaction.atomic():
-        event = event_record(subscription, "subscription.created", plan="basic-monthly")
+        event = event_record(subscription, CREATED, SubscriptionCreated(plan="basic-monthly"))
 
     assert recorded == [(event.pk, "subscription.created", True)]
     assert BillingEvent.objects.filter(pk=event.pk).exists()
@@ -85,7 +88,7 @@ def test_a_listener_that_cannot_be_imported_is_logged_and_the_others_still_hear(
     settings.BILLING_EVENT_LISTENERS = ["billing.no_such_module.listener", f"{__name__}.recording_listener"]
 
     with caplog.at_level(logging.ERROR, logger="billing.event_listeners"):
-        event = event_record(subscription, "subscription.created", plan="basic-monthly")
+        event = event_record(subscription, CREATED, SubscriptionCreated(plan="basic-monthly"))
 
     assert recorded == [(event.pk, "subscription.created", True)]
     [failure] = caplog.records

@@ -1,10 +1,12 @@
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.core import mail
 from django.core.cache import cache
 from django.utils import timezone
 
+from billing.events import BillingEventType, SubscriptionRenewalUpcoming
 from billing.models import BillingEvent, Subscription, SubscriptionStatus
 from billing.services.events import event_record
 from mail import tasks
@@ -46,10 +48,10 @@ def ready_emails(plan, count: int = 1) -> list[Email]:
         )
         event_record(
             subscription,
-            "subscription.renewal_upcoming",
-            charge_on=subscription.current_period_end.isoformat(),
-            amount="299.00",
-            currency="RUB",
+            BillingEventType.SUBSCRIPTION_RENEWAL_UPCOMING,
+            SubscriptionRenewalUpcoming(
+                charge_on=subscription.current_period_end, amount=Decimal("299.00"), currency="RUB"
+            ),
         )
     email_create_for_events()
     return list(Email.objects.order_by("id"))

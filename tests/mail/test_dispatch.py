@@ -7,6 +7,7 @@ import sys
 import threading
 import uuid
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.conf import settings
@@ -17,6 +18,7 @@ from django.utils import timezone
 from django_q.models import OrmQ, Task
 
 from billing import services
+from billing.events import BillingEventType, PaymentCreated, SubscriptionRenewalUpcoming
 from billing.models import BillingEvent, PaymentMethod, Subscription, SubscriptionStatus
 from billing.services.events import event_record
 from mail import receivers
@@ -31,10 +33,8 @@ def upcoming_notice(subscription: Subscription, amount: str = "299.00") -> Billi
     """The renewal notice as billing records it."""
     return event_record(
         subscription,
-        "subscription.renewal_upcoming",
-        charge_on=subscription.current_period_end.isoformat(),
-        amount=amount,
-        currency="RUB",
+        BillingEventType.SUBSCRIPTION_RENEWAL_UPCOMING,
+        SubscriptionRenewalUpcoming(charge_on=subscription.current_period_end, amount=Decimal(amount), currency="RUB"),
     )
 
 
@@ -110,7 +110,10 @@ def test_events_older_than_the_lookback_window_are_left_alone(live, settings):
 
 @pytest.mark.django_db
 def test_an_event_that_cannot_be_composed_is_logged_and_holds_up_no_other(live, caplog):
-    broken = event_record(live, "subscription.renewal_upcoming", charge_on="soon", amount="299.00", currency="RUB")
+    # A row no composer can read (its date is not a date), as a bug or a hand edit could leave it.
+    broken = BillingEvent.objects.create(
+        **{**notice_fields(live), "payload": {"charge_on": "soon", "amount": "299.00", "currency": "RUB"}}
+    )
     fine = upcoming_notice(live)
 
     with caplog.at_level(logging.ERROR, logger="mail.services"):
@@ -158,7 +161,7 @@ def test_a_burst_of_events_enqueues_one_delivery(live, django_capture_on_commit_
 @pytest.mark.django_db
 def test_events_billing_records_for_nobody_to_read_enqueue_nothing(live, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        event_record(live, "payment.created", amount="299.00", currency="RUB")
+        event_record(live, BillingEventType.PAYMENT_CREATED, PaymentCreated(amount=Decimal("299.00"), currency="RUB"))
 
     assert not Task.objects.filter(func="mail.tasks.deliver_emails").exists()
     assert not cache.get(DELIVERY_DEBOUNCE_KEY)

@@ -2,12 +2,14 @@
 
 import dataclasses
 from datetime import datetime, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
 from django.conf import settings
 
 from billing import clock, services
+from billing.events import BillingEventType, SubscriptionRenewalUpcoming
 from billing.models import BillingEvent, SubscriptionStatus
 from billing.money import Money
 from billing.services import CancelMode, lifecycle, renewals
@@ -98,7 +100,11 @@ def test_an_upcoming_renewal_tells_the_amount_and_the_date_and_each_notice_is_it
 
     [notice] = deliver()
     # Billing records the notice again when the price changes: that is another email.
-    event_record(active, "subscription.renewal_upcoming", charge_on=end.isoformat(), amount="349.00", currency="RUB")
+    event_record(
+        active,
+        BillingEventType.SUBSCRIPTION_RENEWAL_UPCOMING,
+        SubscriptionRenewalUpcoming(charge_on=end, amount=Decimal("349.00"), currency="RUB"),
+    )
     [again] = deliver()
 
     assert notice.subject == f"Your Basic subscription renews on {day(end)}"
