@@ -45,7 +45,6 @@ INSTALLED_APPS = [
     "webhooks",
     "mail",
     "graphql_api",
-    "sandbox",
 ]
 
 MIDDLEWARE = [
@@ -274,29 +273,29 @@ YOOKASSA_HAS_REAL_CREDENTIALS = bool(_real_shop_id or _real_secret_key)
 # Without credentials the sandbox, here; production.py insists on being told so (YOOKASSA_SANDBOX=true).
 YOOKASSA_SANDBOX = env.bool("YOOKASSA_SANDBOX", default=not YOOKASSA_HAS_REAL_CREDENTIALS)
 
-# The local run's web server listens here (Procfile.local); the sandbox notifies it there.
-WEB_PORT = env.int("WEB_PORT", default=8000)
+# The service's side of a sandbox. With YOOKASSA_SANDBOX on, the service pays through a YooKassa
+# sandbox, ours (sandbox/, the emulator) or any other, at this API URL with its public test
+# credentials, which only a sandbox accepts; they are never real YooKassa secrets. That is all the
+# service needs of a sandbox: the emulator itself (the `sandbox` app and its settings) is in
+# config/settings/emulator.py, added only where it runs (the local and test settings, and
+# config/settings/sandbox.py for compose's sandbox service).
+YOOKASSA_SANDBOX_API_URL = env.str("YOOKASSA_SANDBOX_API_URL", default="http://127.0.0.1:8001/v3")
 
-# The sandbox (sandbox/) is our emulator of YooKassa API v3. Its credentials are public test
-# values that only it accepts; they are never real YooKassa secrets.
-YOOKASSA_SANDBOX_HOST = env.str("YOOKASSA_SANDBOX_HOST", default="127.0.0.1")
-YOOKASSA_SANDBOX_PORT = env.int("YOOKASSA_SANDBOX_PORT", default=8001)
-# The sandbox as browsers reach it; empty = where it listens (so `runsandbox --port` moves it too).
-YOOKASSA_SANDBOX_PUBLIC_URL = env.str("YOOKASSA_SANDBOX_PUBLIC_URL", default="")
-YOOKASSA_SANDBOX_NOTIFICATION_URL = env.str(
-    "YOOKASSA_SANDBOX_NOTIFICATION_URL", default=f"http://127.0.0.1:{WEB_PORT}/webhooks/yookassa/"
-)
-YOOKASSA_SANDBOX_STATE_FILE = env.str("YOOKASSA_SANDBOX_STATE_FILE", default=str(BASE_DIR / "var" / "sandbox.sqlite3"))
+
+def yookassa_api_url(sandbox_api_url: str) -> str:
+    """YOOKASSA_API_URL when set, else the sandbox's API (YOOKASSA_SANDBOX on) or YooKassa's own."""
+    default = sandbox_api_url if YOOKASSA_SANDBOX else YOOKASSA_PRODUCTION_API_URL
+    return env.str("YOOKASSA_API_URL", default="") or default
+
 
 if YOOKASSA_SANDBOX:
     YOOKASSA_SHOP_ID = env.str("YOOKASSA_SANDBOX_SHOP_ID", default="100500")
     YOOKASSA_SECRET_KEY = env.str("YOOKASSA_SANDBOX_SECRET_KEY", default="test_sandbox_key")
-    _default_api_url = f"{YOOKASSA_SANDBOX_PUBLIC_URL or f'http://127.0.0.1:{YOOKASSA_SANDBOX_PORT}'}/v3"
 else:
     YOOKASSA_SHOP_ID = _real_shop_id
     YOOKASSA_SECRET_KEY = _real_secret_key
-    _default_api_url = YOOKASSA_PRODUCTION_API_URL
-YOOKASSA_API_URL = env.str("YOOKASSA_API_URL", default="") or _default_api_url
+YOOKASSA_API_URL = yookassa_api_url(YOOKASSA_SANDBOX_API_URL)
+
 # 54-FZ receipts: send the customer's email and one item with this VAT code (1 = no VAT).
 YOOKASSA_RECEIPTS = env.bool("YOOKASSA_RECEIPTS", default=False)
 YOOKASSA_VAT_CODE = env.int("YOOKASSA_VAT_CODE", default=1)

@@ -14,6 +14,10 @@ os.environ.setdefault("DEBUG", "true")
 
 from .base import *  # noqa: E402, F403
 from .base import BASE_DIR, validate  # noqa: E402
+from .emulator import add_emulator  # noqa: E402
+
+# The YooKassa emulator runs beside the service (Procfile.local: `manage.py runsandbox`).
+add_emulator(globals())
 
 (BASE_DIR / "var").mkdir(exist_ok=True)
 if not JWT_SECRET and not JWT_PUBLIC_KEY:  # noqa: F405

@@ -12,6 +12,10 @@ os.environ.setdefault("JWT_SECRET", secrets.token_urlsafe(48))
 
 from .base import *  # noqa: F403
 from .base import Q_CLUSTER, validate
+from .emulator import add_emulator
+
+# The tests start the YooKassa emulator in-process and test the app itself.
+add_emulator(globals())
 
 DEBUG = False
 # Set here, not with override_settings: django_q reads it once at import.

@@ -7,9 +7,14 @@ instead of silently dropping a value in production.
 
 import importlib
 import json
+import os
 import re
 import secrets
 import shlex
+import shutil
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 import yaml
@@ -57,6 +62,27 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
     logical = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
     lines = [line.strip() for line in logical.splitlines()]
     return [tuple(line.split(maxsplit=1)) for line in lines if line and not line.startswith("#")]
+
+
+def dockerfile_stages() -> dict[str, list[tuple[str, str]]]:
+    """The Dockerfile's instructions by stage (`FROM ... AS name`), each stage's FROM first."""
+    stages: dict[str, list[tuple[str, str]]] = {}
+    for instruction, arguments in dockerfile_instructions():
+        if instruction == "FROM":
+            name = arguments.split()[-1]
+            stages[name] = []
+        stages[name].append((instruction, arguments))
+    return stages
+
+
+def copied_from_context(stage: list[tuple[str, str]]) -> list[str]:
+    """The build-context paths a stage's COPY instructions take (not those of --from=)."""
+    sources = []
+    for instruction, arguments in stage:
+        if instruction == "COPY" and not arguments.startswith("--from"):
+            words = [word for word in arguments.split() if not word.startswith("--")]
+            sources += [word.rstrip("/") for word in words[:-1]]
+    return sources
 
 
 def every_command(compose: dict) -> list[str]:
@@ -140,8 +166,11 @@ def test_the_sandbox_is_optional_and_web_reaches_it_by_service_name():
 
     assert services["sandbox"]["profiles"] == ["sandbox"]
     assert "sandbox" not in services["web"]["depends_on"]
-    assert services["web"]["environment"]["YOOKASSA_SANDBOX_PUBLIC_URL"] == "http://sandbox:8001"
-    assert services["worker"]["environment"]["YOOKASSA_SANDBOX_PUBLIC_URL"] == "http://sandbox:8001"
+    assert services["web"]["environment"]["YOOKASSA_SANDBOX_API_URL"] == "http://sandbox:8001/v3"
+    assert services["worker"]["environment"]["YOOKASSA_SANDBOX_API_URL"] == "http://sandbox:8001/v3"
+    # The browser-facing address is the sandbox's alone: web and worker have no use for it.
+    assert "YOOKASSA_SANDBOX_PUBLIC_URL" not in services["web"]["environment"]
+    assert services["sandbox"]["environment"]["YOOKASSA_SANDBOX_PUBLIC_URL"].endswith("http://localhost:8001}")
     assert services["sandbox"]["environment"]["YOOKASSA_SANDBOX_NOTIFICATION_URL"].startswith("http://web:8000/")
     # Published on port 8001, on loopback only unless SANDBOX_BIND says otherwise: its index lists
     # recent payments to anyone who reaches it.
@@ -190,7 +219,7 @@ def daphne_argv(command: str | list[str]) -> list[str]:
 def every_daphne_argv() -> dict[str, list[str]]:
     """How the web process starts in the compose stack, in the image, and in the local run."""
     [dockerfile_cmd] = [
-        json.loads(arguments) for instruction, arguments in dockerfile_instructions() if instruction == "CMD"
+        json.loads(arguments) for instruction, arguments in dockerfile_stages()["service"] if instruction == "CMD"
     ]
     [procfile_web] = [line.split(":", 1)[1] for line in PROCFILE.read_text().splitlines() if line.startswith("web:")]
     return {
@@ -260,7 +289,7 @@ def test_dockerfile_installs_the_project_from_pyproject_and_runs_unprivileged():
 
     instructions = dockerfile_instructions()
 
-    assert instructions[0] == ("FROM", "python:3.11-slim")
+    assert instructions[0] == ("FROM", "python:3.11-slim AS service")
     copies = [arguments for instruction, arguments in instructions if instruction == "COPY"]
     assert copies[0].startswith("pyproject.toml ")
     runs = " ".join(arguments for instruction, arguments in instructions if instruction == "RUN")
@@ -300,3 +329,135 @@ def test_the_readme_documents_every_variable_the_settings_read():
     undocumented = {name for name in settings_variables() if f"`{name}`" not in readme}
 
     assert not undocumented, undocumented
+
+
+# --- The production image without the sandbox, tests and bench (issue 10) ------------------------
+
+DEV_ONLY_PATHS = {"sandbox", "tests", "bench", "frontend_examples"}
+# The image's one copy of the code: both stages COPY into WORKDIR /app.
+_IMAGE_PROBE = """
+import importlib.abc, json, sys
+class _NoSuchPackage(importlib.abc.MetaPathFinder):
+    # What is not in the image cannot be imported there: the development install's finder would
+    # otherwise fetch these from the repository.
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in {absent!r}:
+            raise ModuleNotFoundError(name)
+sys.meta_path.insert(0, _NoSuchPackage())
+import django
+django.setup()
+import config.urls  # every URL, view and schema the service serves
+from django.conf import settings
+from django.core.management import get_commands
+from django.template import engines
+print(json.dumps({{
+    "apps": settings.INSTALLED_APPS,
+    "template_dirs": [str(d) for d in engines["django"].template_dirs],
+    "commands": sorted(get_commands()),
+}}))
+"""
+
+
+def pyproject_packages() -> set[str]:
+    """The top-level packages pyproject.toml installs (its setuptools `include` patterns)."""
+    include = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    return {pattern.rstrip("*") for pattern in include["include"]}
+
+
+def image_tree(stage: str, destination: Path) -> Path:
+    """What a stage's COPY instructions put in /app, copied from the repository into `destination`."""
+    stages = dockerfile_stages()
+    chain = [stage]
+    while (parent := stages[chain[-1]][0][1].split()[0]) in stages:
+        chain.append(parent)
+    for name in reversed(chain):
+        for source in copied_from_context(stages[name]):
+            if source in ("pyproject.toml", "README.md*"):
+                continue  # the dependency install's /tmp/project, removed in the same step
+            path = REPO_ROOT / source
+            if path.is_dir():
+                shutil.copytree(path, destination / source, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(path, destination / source)
+    return destination
+
+
+def probe_image(tree: Path, settings_module: str) -> dict:
+    """django.setup() in `tree` as the image would run it, with the dev-only packages not importable."""
+    absent = sorted(path.name for path in REPO_ROOT.iterdir() if path.name in DEV_ONLY_PATHS - set(os.listdir(tree)))
+    env = {
+        "PATH": os.environ.get("PATH", os.defpath),
+        "HOME": str(tree),
+        "DJANGO_SETTINGS_MODULE": settings_module,
+        "SECRET_KEY": secrets.token_urlsafe(64),
+        "JWT_SECRET": secrets.token_urlsafe(48),
+        "YOOKASSA_SANDBOX": "true",
+    }
+    completed = subprocess.run(
+        [sys.executable, "-c", _IMAGE_PROBE.format(absent=absent)],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    return json.loads(completed.stdout)
+
+
+def test_the_service_image_copies_the_service_packages_and_nothing_of_the_sandbox_tests_or_bench():
+    service = dockerfile_stages()["service"]
+
+    copied = copied_from_context(service)
+
+    assert "." not in copied  # no `COPY . .`: an allow-list, so nothing new ships by accident
+    assert not DEV_ONLY_PATHS & {Path(source).parts[0] for source in copied}, copied
+    # Every package the project installs is in the image, but the emulator.
+    assert pyproject_packages() - {"sandbox"} <= set(copied), pyproject_packages() - set(copied)
+    assert "manage.py" in copied
+    assert {"tests", "bench"} <= set((REPO_ROOT / ".dockerignore").read_text().split())
+
+
+def test_the_sandbox_image_is_the_service_image_plus_the_emulator_with_its_own_settings():
+    sandbox = dockerfile_stages()["sandbox"]
+
+    assert sandbox[0] == ("FROM", "service AS sandbox")
+    assert copied_from_context(sandbox) == ["sandbox"]
+    assert ("ENV", "DJANGO_SETTINGS_MODULE=config.settings.sandbox") in sandbox
+    [cmd] = [json.loads(arguments) for instruction, arguments in sandbox if instruction == "CMD"]
+    assert cmd[:3] == ["python", "manage.py", "runsandbox"]
+
+
+def test_compose_runs_the_service_target_and_only_its_sandbox_service_the_sandbox_target():
+    services = load_compose()["services"]
+
+    targets = {name: services[name]["build"]["target"] for name in APP_SERVICES}
+
+    assert targets == {"migrate": "service", "web": "service", "worker": "service", "sandbox": "sandbox"}
+    assert set(targets.values()) <= set(dockerfile_stages())
+    # Two images, two names: the sandbox's must not replace the service's cinema-billing:local.
+    assert services["sandbox"]["image"] != services["web"]["image"]
+    assert command_text(services["sandbox"]["command"]).startswith("python manage.py runsandbox")
+
+
+def test_the_service_image_starts_on_production_settings_without_the_sandbox(tmp_path):
+    tree = image_tree("service", tmp_path)
+
+    probed = probe_image(tree, "config.settings.production")
+
+    assert not DEV_ONLY_PATHS & set(os.listdir(tree))
+    assert "sandbox" not in probed["apps"]
+    assert not [d for d in probed["template_dirs"] if "sandbox" in Path(d).parts]
+    assert "runsandbox" not in probed["commands"]
+    assert "qcluster" in probed["commands"]
+
+
+def test_the_sandbox_image_starts_the_emulator_on_its_own_settings(tmp_path):
+    tree = image_tree("sandbox", tmp_path)
+
+    probed = probe_image(tree, "config.settings.sandbox")
+
+    assert "sandbox" in probed["apps"]
+    assert "runsandbox" in probed["commands"]
+    assert not {"tests", "bench"} & set(os.listdir(tree))

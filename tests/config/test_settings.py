@@ -518,6 +518,109 @@ def test_test_settings_run_tasks_synchronously_with_in_process_mail_and_channels
     assert loaded["CHANNEL_LAYERS"]["default"]["BACKEND"] == "channels.layers.InMemoryChannelLayer"
 
 
+# --- where the emulator is installed (sandbox/, issue 10) -------------------------------------
+
+_INSTALLED_AND_TEMPLATES = """
+import json
+import django
+django.setup()
+from django.conf import settings
+from django.template import engines
+print(json.dumps({"apps": settings.INSTALLED_APPS, "dirs": [str(d) for d in engines["django"].template_dirs]}))
+"""
+SANDBOX_TEMPLATES = str(REPO_ROOT / "sandbox" / "templates")
+EMULATOR_ONLY = ["WEB_PORT", "YOOKASSA_SANDBOX_HOST", "YOOKASSA_SANDBOX_PORT", "YOOKASSA_SANDBOX_STATE_FILE"]
+
+
+def installed_and_templates(settings_module: str, env: dict[str, str]) -> dict:
+    returncode, stdout, stderr = run_python(_INSTALLED_AND_TEMPLATES, settings_module=settings_module, env=env)
+    assert returncode == 0, stderr
+    return json.loads(stdout)
+
+
+@pytest.mark.parametrize("env", [{**PRODUCTION, **ON_THE_SANDBOX}, {**PRODUCTION, **REAL_CREDENTIALS}])
+def test_production_lists_no_sandbox_app_and_has_no_sandbox_templates_even_when_on_the_sandbox(env):
+    loaded = installed_and_templates("config.settings.production", env)
+
+    assert "sandbox" not in loaded["apps"]
+    assert SANDBOX_TEMPLATES not in loaded["dirs"]
+    assert not [d for d in loaded["dirs"] if d.startswith(str(REPO_ROOT / "sandbox"))]
+    # The templates of the service's own apps are there: the probe sees app directories at all.
+    assert str(REPO_ROOT / "admin_access" / "templates") in loaded["dirs"]
+
+
+@pytest.mark.parametrize(
+    ("settings_module", "env"),
+    [
+        ("config.settings.local", {}),
+        ("config.settings.test", {}),
+        ("config.settings.sandbox", {**PRODUCTION, **ON_THE_SANDBOX}),
+    ],
+)
+def test_the_settings_where_the_emulator_runs_list_its_app_and_templates(settings_module, env):
+    loaded = installed_and_templates(settings_module, env)
+
+    assert "sandbox" in loaded["apps"]
+    assert SANDBOX_TEMPLATES in loaded["dirs"]
+
+
+def test_production_has_none_of_the_emulators_own_settings():
+    returncode, stdout, stderr = run_python(
+        "import django, json\ndjango.setup()\nfrom django.conf import settings\n"
+        f"print(json.dumps([name for name in {EMULATOR_ONLY!r} if hasattr(settings, name)]))\n",
+        settings_module="config.settings.production",
+        env={**PRODUCTION, **ON_THE_SANDBOX},
+    )
+
+    assert returncode == 0, stderr
+    assert json.loads(stdout) == []
+
+
+def test_production_on_a_sandbox_talks_to_it_at_the_api_url_it_is_given():
+    # Compose's web and worker: the sandbox service by name, without the emulator's settings.
+    env = {**PRODUCTION, **ON_THE_SANDBOX, "YOOKASSA_SANDBOX_API_URL": "http://sandbox:8001/v3"}
+
+    loaded = load_settings("config.settings.production", ["YOOKASSA_API_URL", "YOOKASSA_SECRET_KEY"], env)
+
+    assert loaded["YOOKASSA_API_URL"] == "http://sandbox:8001/v3"
+    assert loaded["YOOKASSA_SECRET_KEY"] == "test_sandbox_key"
+
+
+def test_production_with_real_credentials_ignores_the_sandbox_api_url():
+    env = {**PRODUCTION, **REAL_CREDENTIALS, "YOOKASSA_SANDBOX_API_URL": "http://sandbox:8001/v3"}
+
+    loaded = load_settings("config.settings.production", ["YOOKASSA_API_URL"], env)
+
+    assert loaded["YOOKASSA_API_URL"] == "https://api.yookassa.ru/v3"
+
+
+def test_the_compose_sandbox_settings_refuse_like_production_without_being_told_and_beside_real_credentials():
+    returncode, _, stderr = run_settings("config.settings.sandbox", ["YOOKASSA_SANDBOX"], PRODUCTION)
+    assert_refuses(returncode, stderr, "No YooKassa credentials are configured")
+
+    env = {**PRODUCTION, **REAL_CREDENTIALS, "YOOKASSA_SANDBOX": "true"}
+    returncode, _, stderr = run_settings("config.settings.sandbox", ["YOOKASSA_SANDBOX"], env)
+    assert_refuses(returncode, stderr, "the sandbox is never used with real credentials")
+
+
+def test_the_compose_sandbox_hands_out_pages_at_its_public_url_and_notifies_web():
+    names = ["YOOKASSA_SANDBOX_PUBLIC_URL", "YOOKASSA_SANDBOX_NOTIFICATION_URL", "YOOKASSA_API_URL"]
+    env = {
+        **PRODUCTION,
+        **ON_THE_SANDBOX,
+        "YOOKASSA_SANDBOX_API_URL": "",
+        "YOOKASSA_SANDBOX_PUBLIC_URL": "http://localhost:8001",
+        "YOOKASSA_SANDBOX_NOTIFICATION_URL": "http://web:8000/webhooks/yookassa/",
+    }
+
+    loaded = load_settings("config.settings.sandbox", names, env)
+
+    assert loaded["YOOKASSA_SANDBOX_PUBLIC_URL"] == "http://localhost:8001"
+    assert loaded["YOOKASSA_SANDBOX_NOTIFICATION_URL"] == "http://web:8000/webhooks/yookassa/"
+    # Its own API, as runsandbox compares it: no warning of a mismatch.
+    assert loaded["YOOKASSA_API_URL"] == "http://localhost:8001/v3"
+
+
 # --- runsandbox and the gateway ---------------------------------------------------------------
 
 
