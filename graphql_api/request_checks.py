@@ -95,9 +95,9 @@ def _is_encodable(text: str) -> bool:
     return True
 
 
-# The graphql-transport-ws messages that start or end an operation, and graphql-ws's (legacy) ones.
-OPERATION_MESSAGES = {"subscribe", "start"}
-OPERATION_END_MESSAGES = {"complete", "stop"}
+# The graphql-transport-ws messages that start or end an operation (the only protocol served).
+OPERATION_MESSAGES = {"subscribe"}
+OPERATION_END_MESSAGES = {"complete"}
 
 
 def websocket_message_problem(message: dict) -> str | None:

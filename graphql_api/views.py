@@ -88,8 +88,8 @@ class BillingGraphQLWSConsumer(GraphQLWSConsumer):
 
     def decode_json(self, data: str | bytes) -> object:
         """Each websocket message, held to the same rules as a request body and to the protocol's
-        shape. Strawberry closes the socket with 4400 ("must be valid JSON"; graphql-ws drops the
-        message) on a JSONDecodeError only: anything else (nesting past the stack, a 5,000-digit
+        shape. Strawberry closes the socket with 4400 ("must be valid JSON") on a
+        JSONDecodeError only: anything else (nesting past the stack, a 5,000-digit
         integer, `null`, a list as an operation's id) used to kill the consumer."""
         try:
             message = parse_request_json(data)
