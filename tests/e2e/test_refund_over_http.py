@@ -79,7 +79,7 @@ def frontend(live_server, sandbox) -> GraphQLClient:
 
 
 @pytest.fixture
-def subscribed(frontend, token, plans) -> dict:
+def subscribed(frontend, sandbox, token, plans) -> dict:
     """Basic (299.00 RUB a month), subscribed and paid on the page; `me` shows it active."""
     basic = next(plan for plan in frontend.execute(PLANS)["data"]["plans"] if plan["code"] == "basic-monthly")
     answer = frontend.execute(
@@ -91,6 +91,9 @@ def subscribed(frontend, token, plans) -> dict:
     pay_on_page(answer["payment"]["confirmationUrl"], SUCCESS_CARD)
     active = eventually(lambda: _active_subscription(frontend, token), timeout=1.0)
     assert active["id"] == answer["subscription"]["id"]
+    # The webhook's request goes on after its commit (the emails it sends); on SQLite the live
+    # server's threads share one connection, so the next request waits for it to finish.
+    assert sandbox.notifier.wait_idle(timeout=10), "the payment's notification was still being answered"
     return {
         "subscription": active,
         "payment_id": answer["payment"]["id"],
@@ -117,13 +120,16 @@ def _cancel(frontend: GraphQLClient, token: str, subscription_id: str, mode: str
 
 def test_a_viewer_cancels_on_day_zero_and_gets_everything_back(frontend, sandbox, token, subscribed):
     subscription = subscribed["subscription"]
-    # The sandbox's refund.succeeded comes after the mutation's answer, as from YooKassa it usually
-    # does (their race is a test of tests/concurrency; on SQLite the live server's threads share
-    # one connection and could not run it).
-    sandbox.faults.add(NotificationFault(NotificationEffect.DELAY, event="refund.succeeded", delay=0.3))
+    # The sandbox's refund.succeeded is held until the mutation has answered, as from YooKassa it
+    # usually comes after (their race is a test of tests/concurrency; on SQLite the live server's
+    # threads share one connection and could not run it). A fixed delay was not enough on a busy
+    # machine, where the mutation can take longer than any delay chosen.
+    sandbox.faults.add(NotificationFault(NotificationEffect.REORDER, event="refund.succeeded", hold=2))
     quote = frontend.execute(REFUND_QUOTE, {"subscriptionId": subscription["id"]}, token=token)["data"]
 
     canceled = _cancel(frontend, token, subscription["id"], "NOW_WITH_REFUND", "cancel-now-1")
+    # Clearing the fault releases the held notification.
+    sandbox.faults.clear()
 
     assert quote == {
         "refundQuote": {
