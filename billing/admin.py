@@ -28,6 +28,21 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class ReadOnlyInline(admin.TabularInline):
+    """History shown on a case page: nothing is added, changed or deleted from it."""
+
+    extra = 0
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 class RefundPermission:
     """Refund actions need the permission to add refunds."""
 
@@ -92,47 +107,27 @@ def _report(modeladmin, request, target, refund, problem) -> None:
         modeladmin.message_user(request, f"{target}: refund of {refund.money} is {refund.status}.", messages.SUCCESS)
 
 
-class RefundInline(admin.TabularInline):
+class RefundInline(ReadOnlyInline):
     model = Refund
     fk_name = "payment"
     fields = ["created_at", "amount", "currency", "status", "initiator", "operator", "reason", "cancellation_reason"]
     readonly_fields = fields
-    extra = 0
     show_change_link = True
     ordering = ["-created_at"]
 
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-
-class BillingEventInline(admin.TabularInline):
+class BillingEventInline(ReadOnlyInline):
     """Each step of a subscription's life (activation, renewals, failures, dunning, the end)."""
 
     model = BillingEvent
     fk_name = "subscription"
     fields = ["created_at", "type", "payment", "refund", "payload"]
     readonly_fields = fields
-    extra = 0
     ordering = ["-id"]
     verbose_name_plural = "History"
 
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-
-class PaymentInline(admin.TabularInline):
+class PaymentInline(ReadOnlyInline):
     model = Payment
     fields = [
         "created_at",
@@ -145,18 +140,8 @@ class PaymentInline(admin.TabularInline):
         "provider_payment_id",
     ]
     readonly_fields = fields
-    extra = 0
     show_change_link = True
     ordering = ["-created_at"]
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Subscription)

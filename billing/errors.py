@@ -147,3 +147,12 @@ class ProviderRejected(GatewayError):
 
 class ProviderObjectNotFound(ProviderRejected):
     code = ErrorCode.PROVIDER_OBJECT_NOT_FOUND
+
+
+class UnknownProviderPayment(Exception):
+    """YooKassa told us about a payment this service never created (never a client's error: the
+    webhook inbox records it and answers so that YooKassa stops sending it)."""
+
+
+class UnknownProviderRefund(Exception):
+    """YooKassa told us about a refund this service never asked for (as UnknownProviderPayment)."""

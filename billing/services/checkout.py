@@ -17,8 +17,8 @@ from billing.errors import (
 )
 from billing.events import BillingEventType, PaymentCreated, SubscriptionCreated
 from billing.models import (
-    LIVE_SUBSCRIPTION_STATUSES,
     OPEN_PAYMENT_STATUSES,
+    OPEN_SUBSCRIPTION_STATUSES,
     ClientRequest,
     Payment,
     PaymentKind,
@@ -173,7 +173,7 @@ def _payment_of(earlier: ClientRequest) -> Payment:
 def _checkout_payment(request: _Checkout) -> tuple[Payment, bool]:
     """The viewer's open payment for the plan, or a new one (True when it is new)."""
     viewer_id, viewer_email, plan = request.viewer_id, request.viewer_email, request.plan
-    live = locks.subscriptions_for_update().filter(viewer_id=viewer_id, status__in=LIVE_SUBSCRIPTION_STATUSES).first()
+    live = locks.subscriptions_for_update().filter(viewer_id=viewer_id, status__in=OPEN_SUBSCRIPTION_STATUSES).first()
     if live is None:
         subscription = Subscription.objects.create(
             viewer_id=viewer_id, viewer_email=viewer_email, plan=plan, status=SubscriptionStatus.PENDING

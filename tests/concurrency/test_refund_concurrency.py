@@ -28,7 +28,7 @@ from billing.models import (
     SubscriptionStatus,
 )
 from billing.money import Money
-from billing.services import CancelMode, refunds, renewals
+from billing.services import CancelMode, cancellation, refund_quotes, renewals
 from sandbox.emulator import RefundOutcome
 from sandbox.faults import ApiEffect, ApiFault, NotificationEffect, NotificationFault
 from tests.helpers import GraphQLClient, eventually
@@ -207,7 +207,7 @@ def test_a_repeat_that_read_no_earlier_request_before_the_first_committed_still_
     """The narrow window of the tests above, made certain: the repeat has found no earlier request
     under its key (or not looked yet), then the first request under the key runs to its end in
     another session just before the repeat takes its locks, then the repeat goes on."""
-    real_viewers = refunds._viewers
+    real_viewers = cancellation._viewers
     first = []
 
     def first_runs_to_its_end_before_the_repeat_locks(*args):
@@ -217,7 +217,7 @@ def test_a_repeat_that_read_no_earlier_request_before_the_first_committed_still_
                 first[0] = pool.submit(_cancel_in_a_thread, viewer, active, mode, "cancel-raced").result(timeout=10)
         return real_viewers(*args)
 
-    monkeypatch.setattr(refunds, "_viewers", first_runs_to_its_end_before_the_repeat_locks)
+    monkeypatch.setattr(cancellation, "_viewers", first_runs_to_its_end_before_the_repeat_locks)
 
     repeat = services.subscription_cancel(
         viewer_id=viewer.id, subscription_id=active.pk, mode=mode, idempotency_key="cancel-raced"
@@ -253,7 +253,7 @@ def test_a_renewal_committed_between_picking_the_payment_and_locking_it_is_what_
     period."""
     plan.price = Decimal("349.00")
     plan.save()
-    real_period_payment = refunds._period_payment
+    real_period_payment = refund_quotes.period_payment
     picks = []
 
     def a_renewal_commits_right_after_the_first_pick(subscription):
@@ -264,7 +264,7 @@ def test_a_renewal_committed_between_picking_the_payment_and_locking_it_is_what_
         picks.append(picked)
         return picked
 
-    monkeypatch.setattr(refunds, "_period_payment", a_renewal_commits_right_after_the_first_pick)
+    monkeypatch.setattr(refund_quotes, "period_payment", a_renewal_commits_right_after_the_first_pick)
     old_end = active.current_period_end
 
     with clock.moved_to(old_end - timedelta(hours=2)):
