@@ -13,15 +13,12 @@ from django.db import models
 from django.db.models import Q, Sum
 
 from billing import clock
+from billing.errors import IllegalTransition
 from billing.events import EventPayload, payload_parse
 from billing.money import Money
 from plans.models import Plan
 
 CURRENCY_REGEX = r"^[A-Z]{3}$"
-
-
-class IllegalTransition(Exception):
-    """A status change the state machine does not allow (a bug, or a late event to ignore)."""
 
 
 class StateMachine:

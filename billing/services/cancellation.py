@@ -12,7 +12,7 @@ from enum import StrEnum
 from billing import clock, locks
 from billing.errors import (
     AlreadyCanceled,
-    BillingError,
+    GatewayError,
     NotFound,
     NotRefundable,
     RefundCanceled,
@@ -51,9 +51,6 @@ class CancelMode(StrEnum):
 class CancelResult:
     subscription: Subscription
     refund: Refund | None = None
-    # Set when YooKassa could not be reached (the refund keeps its key for the retry), refused the
-    # refund, or canceled it.
-    problem: BillingError | None = None
 
 
 def subscription_cancel(
@@ -69,24 +66,27 @@ def subscription_cancel(
     if mode is CancelMode.AT_PERIOD_END:
         return atomic_retrying_conflicts(lambda: _cancel_at_period_end(request, subscription_id))
     refund = atomic_retrying_conflicts(lambda: _open_cancellation_refund(request, subscription_id))
-    problem = None
-    if refund.status == RefundStatus.CREATING:
-        refund, problem = refund_create_at_provider(refund=refund)
-    return CancelResult(
-        subscription=Subscription.objects.select_related("plan").get(pk=subscription_id),
-        refund=refund,
-        problem=problem or refund_canceled_problem(refund),
-    )
+    try:
+        if refund.status == RefundStatus.CREATING:
+            refund = refund_create_at_provider(refund=refund)
+        refund_check_not_canceled(refund)
+    except (GatewayError, RefundCanceled) as error:
+        # The refund is committed: it comes back with the error, and a retry under the same key
+        # drives the same refund. (A GatewayError, or the refund's RefundCanceled.)
+        error.with_result(subscription=Subscription.objects.select_related("plan").get(pk=subscription_id))
+        raise
+    return CancelResult(subscription=Subscription.objects.select_related("plan").get(pk=subscription_id), refund=refund)
 
 
-def refund_canceled_problem(refund: Refund) -> RefundCanceled | None:
-    """A refund that ended canceled is a failure to report, never a success (a repeat included)."""
+def refund_check_not_canceled(refund: Refund) -> None:
+    """A refund that ended canceled is a failure to report, never a success (a repeat included):
+    RefundCanceled, carrying the refund."""
     if refund.status != RefundStatus.CANCELED:
-        return None
+        return
     reason = f" ({refund.cancellation_reason})" if refund.cancellation_reason else ""
-    return RefundCanceled(
+    raise RefundCanceled(
         f"YooKassa declined the refund{reason}: no money was returned and the subscription is unchanged."
-    )
+    ).with_result(refund=refund)
 
 
 def _cancel_at_period_end(request: KeyedRequest, subscription_id: uuid.UUID) -> CancelResult:

@@ -6,11 +6,11 @@ import uuid
 from django.db import transaction
 
 from billing import locks
-from billing.errors import BillingError, NotRefundable, RefundInProgress, RefundQuoteChanged
+from billing.errors import GatewayError, NotRefundable, RefundCanceled, RefundInProgress, RefundQuoteChanged
 from billing.models import OPEN_REFUND_STATUSES, PaymentStatus, Refund, RefundInitiator, Subscription
 from billing.money import Money
 from billing.selectors import cancellation_refunds_in_flight
-from billing.services.cancellation import CancelResult, refund_canceled_problem, subscription_check_cancelable
+from billing.services.cancellation import CancelResult, refund_check_not_canceled, subscription_check_cancelable
 from billing.services.refund_quotes import period_payment_lock, refund_quote_for
 from billing.services.refunds import refund_create_at_provider, refund_open
 
@@ -43,15 +43,22 @@ def subscription_cancel_with_refund_by_operator(
             operator=operator,
             ends_subscription=True,
         )
-    refund, problem = refund_create_at_provider(refund=refund)
+    try:
+        refund = refund_create_at_provider(refund=refund)
+        refund_check_not_canceled(refund)
+    except (GatewayError, RefundCanceled) as error:
+        subscription.refresh_from_db()
+        error.with_result(subscription=subscription)
+        raise
     subscription.refresh_from_db()
-    return CancelResult(subscription=subscription, refund=refund, problem=problem or refund_canceled_problem(refund))
+    return CancelResult(subscription=subscription, refund=refund)
 
 
-def payment_refund_by_operator(
-    *, payment_id: uuid.UUID, operator, reason: str, amount: Money | None = None
-) -> tuple[Refund, BillingError | None]:
-    """Give back what is left of a payment (or part of it); the subscription is not touched."""
+def payment_refund_by_operator(*, payment_id: uuid.UUID, operator, reason: str, amount: Money | None = None) -> Refund:
+    """Give back what is left of a payment (or part of it); the subscription is not touched.
+
+    A failure once the refund is committed (YooKassa unreachable or refusing, the refund canceled)
+    is raised with the refund (`error.result["refund"]`)."""
     with transaction.atomic():
         payment = locks.payments_for_update().get(pk=payment_id)
         if payment.status != PaymentStatus.SUCCEEDED:
@@ -65,5 +72,6 @@ def payment_refund_by_operator(
         refund = refund_open(
             payment=payment, amount=amount, reason=reason, initiator=RefundInitiator.OPERATOR, operator=operator
         )
-    refund, problem = refund_create_at_provider(refund=refund)
-    return refund, problem or refund_canceled_problem(refund)
+    refund = refund_create_at_provider(refund=refund)
+    refund_check_not_canceled(refund)
+    return refund

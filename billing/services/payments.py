@@ -6,7 +6,7 @@ import uuid
 from django.db import transaction
 
 from billing import clock, locks
-from billing.errors import GatewayError, ProviderRejected
+from billing.errors import ProviderRejected
 from billing.events import BillingEventType, PaymentCanceled, PaymentProviderConflict, PaymentSucceeded
 from billing.gateway import get_gateway
 from billing.gateway.interface import NewPayment, ProviderPayment, ProviderPaymentStatus
@@ -28,10 +28,14 @@ from billing.services.subscriptions import subscription_on_payment_failed, subsc
 logger = logging.getLogger(__name__)
 
 
-def payment_create_at_provider(*, payment: Payment) -> tuple[Payment, GatewayError | None]:
-    """Ask YooKassa for the payment under its own key (the first time, or again after a failure)."""
+def payment_create_at_provider(*, payment: Payment) -> Payment:
+    """Ask YooKassa for the payment under its own key (the first time, or again after a failure).
+
+    Raises GatewayError with the payment as it now stands (`error.result["payment"]`).
+    """
     return provider_create(
         payment,
+        kind="payment",
         call=lambda: get_gateway().create_payment(
             _new_payment_request(payment), idempotence_key=payment.idempotence_key
         ),

@@ -9,9 +9,9 @@ from typing import TypeVar
 from django.db import transaction
 from django.db.models import TextChoices
 
-from billing.errors import GatewayError, ProviderRejected
+from billing.errors import GatewayError, IllegalTransition, ProviderRejected
 from billing.gateway.interface import Receipt, ReceiptItem
-from billing.models import IllegalTransition, Payment
+from billing.models import Payment
 from billing.money import Money
 
 logger = logging.getLogger(__name__)
@@ -23,14 +23,16 @@ Answer = TypeVar("Answer")
 def provider_create(
     row: Row,
     *,
+    kind: str,
     call: Callable[[], Answer],
     apply: Callable[[Answer], Row],
     reject: Callable[[ProviderRejected], Row],
-) -> tuple[Row, GatewayError | None]:
+) -> Row:
     """Make `call` (it sends the row's own Idempotence-Key) and bring the row to the outcome.
 
     An answer is applied; a refusal ends the row (it never existed at YooKassa); anything else
-    leaves it as it is, for a retry or the janitor to send again under the same key.
+    leaves it as it is, for a retry or the janitor to send again under the same key. A failure is
+    raised with the row as it now stands (`error.result[kind]`).
     """
     try:
         answer = call()
@@ -38,12 +40,15 @@ def provider_create(
         if error.parameter == "Idempotence-Key":
             # The key is in use: something may exist under it. Never give up on it here.
             logger.error("YooKassa refused the key of %s: %s", row, error)
-            return row, error
-        return reject(error), error
+            error.with_result(**{kind: row})
+            raise
+        error.with_result(**{kind: reject(error)})
+        raise
     except GatewayError as error:
         logger.warning("%s not confirmed by YooKassa yet (%s); it keeps its key", row, error)
-        return row, error
-    return apply(answer), None
+        error.with_result(**{kind: row})
+        raise
+    return apply(answer)
 
 
 def provider_state_apply(

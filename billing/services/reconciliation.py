@@ -66,7 +66,8 @@ class _Kind:
 
     provider_id: Callable[[Any], str | None]
     refresh: Callable[[str], Any]
-    create_at_provider: Callable[[Any], tuple[Any, GatewayError | None]]
+    # Raises GatewayError when YooKassa did not confirm it (the row is looked at again later).
+    create_at_provider: Callable[[Any], Any]
     # One page of YooKassa's list where the row's object would be, and the metadata key naming it.
     list_page: Callable[[Any, str | None], Any]
     metadata_key: str
@@ -167,10 +168,7 @@ def _reconcile(kind: _Kind, row: Payment | Refund) -> bool:
     if provider_id:
         return not kind.refresh(provider_id).is_open
     if _key_still_known(row):
-        row, problem = kind.create_at_provider(row)
-        if problem is not None:
-            raise problem
-        return not row.is_open
+        return not kind.create_at_provider(row).is_open
     found = _find_by_metadata(lambda cursor: kind.list_page(row, cursor), kind.metadata_key, row.pk)
     if found is not None:
         return not kind.apply(found).is_open

@@ -12,7 +12,7 @@ import uuid
 from django.db import transaction
 
 from billing import clock, locks
-from billing.errors import GatewayError, NotRefundable, ProviderRejected
+from billing.errors import NotRefundable, ProviderRejected
 from billing.events import BillingEventType, RefundCreated, RefundProviderConflict, RefundSucceeded
 from billing.events import RefundCanceled as RefundCanceledPayload
 from billing.gateway import get_gateway
@@ -70,10 +70,14 @@ def refund_open(
     return refund
 
 
-def refund_create_at_provider(*, refund: Refund) -> tuple[Refund, GatewayError | None]:
-    """Ask YooKassa for the refund under its own key (the first time, or again after a failure)."""
+def refund_create_at_provider(*, refund: Refund) -> Refund:
+    """Ask YooKassa for the refund under its own key (the first time, or again after a failure).
+
+    Raises GatewayError with the refund as it now stands (`error.result["refund"]`).
+    """
     return provider_create(
         refund,
+        kind="refund",
         call=lambda: get_gateway().create_refund(_new_refund_request(refund), idempotence_key=refund.idempotence_key),
         apply=lambda provider_refund: refund_apply_provider_state(provider_refund=provider_refund),
         reject=lambda error: refund_mark_rejected(refund=refund, error=error),

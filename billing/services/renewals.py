@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 
 from billing import clock
+from billing.errors import GatewayError
 from billing.events import BillingEventType, PaymentCreated
 from billing.models import (
     Payment,
@@ -101,13 +102,16 @@ def _charge(due: QuerySet[Subscription], *, page_size: int, time_budget: float) 
 
 def _send(payment: Payment, report: ChargeReport) -> None:
     try:
-        payment, problem = payment_create_at_provider(payment=payment)
+        payment = payment_create_at_provider(payment=payment)
+    except GatewayError as error:
+        # Not confirmed (still CREATING, for the janitor), or refused (CANCELED: declined).
+        payment = error.result.get("payment", payment)
     except Exception:
         # One bad row must not stall the batch: reconciliation takes the payment over.
         logger.exception("Renewal payment %s failed unexpectedly", payment.id)
         report.failed_ids.append(str(payment.id))
         return
-    if problem is not None and payment.status == PaymentStatus.CREATING:
+    if payment.status == PaymentStatus.CREATING:
         report.unknown += 1
     elif payment.status == PaymentStatus.SUCCEEDED:
         report.succeeded += 1

@@ -4,11 +4,13 @@ Called by `payments.payment_apply_provider_state` with the payment locked, insid
 each function locks the subscription (payment first, subscription second: see billing.locks).
 """
 
+import contextlib
 import logging
 
 from django.db import transaction
 
 from billing import locks
+from billing.errors import GatewayError
 from billing.events import (
     BillingEventType,
     SubscriptionActivated,
@@ -19,6 +21,7 @@ from billing.models import (
     OPEN_PAYMENT_STATUSES,
     Payment,
     PaymentKind,
+    Refund,
     RefundInitiator,
     Subscription,
     SubscriptionStatus,
@@ -131,4 +134,11 @@ def _give_back(payment: Payment, *, reason: str) -> None:
     if left.amount <= 0:
         return
     refund = refund_open(payment=payment, amount=left, reason=reason, initiator=RefundInitiator.SYSTEM)
-    transaction.on_commit(lambda: refund_create_at_provider(refund=refund))
+    transaction.on_commit(lambda: _send_give_back(refund))
+
+
+def _send_give_back(refund: Refund) -> None:
+    """After commit, nobody waits for the answer: a refund YooKassa did not confirm keeps its key
+    for the janitor, one it refused is closed (provider_create logged both)."""
+    with contextlib.suppress(GatewayError):
+        refund_create_at_provider(refund=refund)
