@@ -28,6 +28,21 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class ReadOnlyInline(admin.TabularInline):
+    """History shown on a case page: nothing is added, changed or deleted from it."""
+
+    extra = 0
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 class RefundPermission:
     """Refund actions need the permission to add refunds."""
 
@@ -84,7 +99,35 @@ def _confirm(modeladmin, request, *, rows, action, title, explanation, submit_la
     )
 
 
-def _report(modeladmin, request, target, refund, problem) -> None:
+def _refund_each(modeladmin, request, targets, *, currency_of, refund) -> None:
+    """`refund(target, confirmed amount, reason)` for each target whose amount the operator
+    confirmed, each reported on its own (one failing does not stop the others); nothing without a
+    valid reason."""
+    reason = _confirmed_reason(modeladmin, request)
+    if reason is None:
+        return
+    for target in targets:
+        confirmed = _confirmed_amount(modeladmin, request, target, currency_of(target))
+        if confirmed is None:
+            continue
+        try:
+            made = refund(target, confirmed, reason)
+        except BillingError as error:
+            _report_failure(modeladmin, request, target, error)
+            continue
+        _report(modeladmin, request, target, made)
+
+
+def _report_failure(modeladmin, request, target, error: BillingError) -> None:
+    """A failure before a refund was committed changes nothing; after, the refund is reported."""
+    refund = error.result.get("refund")
+    if refund is None:
+        modeladmin.message_user(request, f"{target}: {error.message}", messages.ERROR)
+    else:
+        _report(modeladmin, request, target, refund, error)
+
+
+def _report(modeladmin, request, target, refund, problem: BillingError | None = None) -> None:
     if problem is not None:
         level = messages.ERROR if refund.status == RefundStatus.CANCELED else messages.WARNING
         modeladmin.message_user(request, f"{target}: refund {refund.pk} is {refund.status}: {problem.message}", level)
@@ -92,47 +135,27 @@ def _report(modeladmin, request, target, refund, problem) -> None:
         modeladmin.message_user(request, f"{target}: refund of {refund.money} is {refund.status}.", messages.SUCCESS)
 
 
-class RefundInline(admin.TabularInline):
+class RefundInline(ReadOnlyInline):
     model = Refund
     fk_name = "payment"
     fields = ["created_at", "amount", "currency", "status", "initiator", "operator", "reason", "cancellation_reason"]
     readonly_fields = fields
-    extra = 0
     show_change_link = True
     ordering = ["-created_at"]
 
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-
-class BillingEventInline(admin.TabularInline):
+class BillingEventInline(ReadOnlyInline):
     """Each step of a subscription's life (activation, renewals, failures, dunning, the end)."""
 
     model = BillingEvent
     fk_name = "subscription"
     fields = ["created_at", "type", "payment", "refund", "payload"]
     readonly_fields = fields
-    extra = 0
     ordering = ["-id"]
     verbose_name_plural = "History"
 
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-
-class PaymentInline(admin.TabularInline):
+class PaymentInline(ReadOnlyInline):
     model = Payment
     fields = [
         "created_at",
@@ -145,18 +168,8 @@ class PaymentInline(admin.TabularInline):
         "provider_payment_id",
     ]
     readonly_fields = fields
-    extra = 0
     show_change_link = True
     ordering = ["-created_at"]
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Subscription)
@@ -207,21 +220,17 @@ class SubscriptionAdmin(RefundPermission, ReadOnlyAdmin):
                 ),
                 submit_label="Refund and cancel",
             )
-        reason = _confirmed_reason(self, request)
-        if reason is None:
-            return None
-        for subscription in queryset.select_related("plan"):
-            confirmed = _confirmed_amount(self, request, subscription, subscription.plan.currency)
-            if confirmed is None:
-                continue
-            try:
-                result = services.subscription_cancel_with_refund_by_operator(
+        _refund_each(
+            self,
+            request,
+            queryset.select_related("plan"),
+            currency_of=lambda subscription: subscription.plan.currency,
+            refund=lambda subscription, confirmed, reason: (
+                services.subscription_cancel_with_refund_by_operator(
                     subscription_id=subscription.pk, operator=request.user, reason=reason, expected_amount=confirmed
-                )
-            except BillingError as error:
-                self.message_user(request, f"{subscription}: {error.message}", messages.ERROR)
-                continue
-            _report(self, request, subscription, result.refund, result.problem)
+                ).refund
+            ),
+        )
         return None
 
 
@@ -254,7 +263,7 @@ class PaymentAdmin(RefundPermission, ReadOnlyAdmin):
                     "email": payment.subscription.viewer_email,
                     "viewer_id": payment.viewer_id,
                     "paid": payment.money,
-                    "refund": payment.money - Money(payment.refunded_amount, payment.currency),
+                    "refund": payment.refundable_left(),
                     "rule": "the remainder",
                 }
                 for payment in queryset.select_related("subscription")
@@ -268,22 +277,16 @@ class PaymentAdmin(RefundPermission, ReadOnlyAdmin):
                 explanation="Gives back what is left of each payment; subscriptions are not changed.",
                 submit_label="Refund",
             )
-        reason = _confirmed_reason(self, request)
-        if reason is None:
-            return None
-        for payment in queryset:
-            confirmed = _confirmed_amount(self, request, payment, payment.currency)
-            if confirmed is None:
-                continue
-            try:
-                # The amount shown, or nothing: a smaller remainder by now is refused.
-                refund, problem = services.payment_refund_by_operator(
-                    payment_id=payment.pk, operator=request.user, reason=reason, amount=confirmed
-                )
-            except BillingError as error:
-                self.message_user(request, f"{payment}: {error.message}", messages.ERROR)
-                continue
-            _report(self, request, payment, refund, problem)
+        _refund_each(
+            self,
+            request,
+            queryset,
+            currency_of=lambda payment: payment.currency,
+            # The amount shown, or nothing: a smaller remainder by now is refused.
+            refund=lambda payment, confirmed, reason: services.payment_refund_by_operator(
+                payment_id=payment.pk, operator=request.user, reason=reason, amount=confirmed
+            ),
+        )
         return None
 
     @admin.display(description="viewer email", ordering="subscription__viewer_email")

@@ -4,6 +4,7 @@ No GraphQL here: `graphql_api` maps `ErrorCode` onto its enum.
 """
 
 from enum import StrEnum
+from typing import Self
 
 
 class ErrorCode(StrEnum):
@@ -21,18 +22,37 @@ class ErrorCode(StrEnum):
     REFUND_IN_PROGRESS = "refund_in_progress"
     REFUND_CANCELED = "refund_canceled"
     NO_PAYMENT_METHOD = "no_payment_method"
+    # YooKassa could not be asked (no connection, rate limit): nothing was done; retry later.
     PROVIDER_UNAVAILABLE = "provider_unavailable"
+    # The request may have reached YooKassa and no usable answer came back (timeout, dropped
+    # connection, HTTP 5xx): retry with the SAME idempotency key, never a new one; the answer will
+    # be the same operation (what was committed, e.g. the payment, comes with the error).
+    PROVIDER_OUTCOME_UNKNOWN = "provider_outcome_unknown"
     PROVIDER_REJECTED = "provider_rejected"
     PROVIDER_OBJECT_NOT_FOUND = "provider_object_not_found"
+    # Never a client's doing: a status move the state machine forbids (a bug, or late news to
+    # ignore), and YooKassa telling us about an object this service never made.
+    ILLEGAL_TRANSITION = "illegal_transition"
+    UNKNOWN_PROVIDER_OBJECT = "unknown_provider_object"
 
 
 class BillingError(Exception):
+    """A service's failure. `result` holds what the service committed before it failed (a payment
+    under its key, its subscription, a refund), so the caller can still show it: the client then
+    retries with the same key, and the answer is the same operation."""
+
     code: ErrorCode
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        self.result: dict[str, object] = {}
+
+    def with_result(self, **committed: object) -> Self:
+        """Attach rows committed before the failure (payment=, subscription=, refund=)."""
+        self.result.update(committed)
+        return self
 
 
 class InvalidInput(BillingError):
@@ -132,8 +152,12 @@ class ProviderUnavailable(GatewayError):
 
 class ProviderOutcomeUnknown(ProviderUnavailable):
     """The request may have reached the provider but no usable answer came back (timeout,
-    dropped connection, HTTP 5xx or 202): repeat it with the same Idempotence-Key."""
+    dropped connection, HTTP 5xx or 202): repeat it with the same Idempotence-Key.
 
+    A ProviderUnavailable for the callers that only retry, with its own code for clients, who must
+    retry with the same key (PROVIDER_OUTCOME_UNKNOWN)."""
+
+    code = ErrorCode.PROVIDER_OUTCOME_UNKNOWN
     outcome_known = False
 
 
@@ -147,3 +171,24 @@ class ProviderRejected(GatewayError):
 
 class ProviderObjectNotFound(ProviderRejected):
     code = ErrorCode.PROVIDER_OBJECT_NOT_FOUND
+
+
+class IllegalTransition(BillingError):
+    """A status change the state machine does not allow (a bug, or a late event to ignore)."""
+
+    code = ErrorCode.ILLEGAL_TRANSITION
+
+
+class UnknownProviderObject(BillingError):
+    """YooKassa told us about an object this service never made (never a client's error: the
+    webhook inbox records it and answers so that YooKassa stops sending it)."""
+
+    code = ErrorCode.UNKNOWN_PROVIDER_OBJECT
+
+
+class UnknownProviderPayment(UnknownProviderObject):
+    """A payment this service never created."""
+
+
+class UnknownProviderRefund(UnknownProviderObject):
+    """A refund this service never asked for."""

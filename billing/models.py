@@ -10,9 +10,10 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Q, Sum
 
 from billing import clock
+from billing.errors import IllegalTransition
 from billing.events import EventPayload, payload_parse
 from billing.money import Money
 from plans.models import Plan
@@ -20,8 +21,31 @@ from plans.models import Plan
 CURRENCY_REGEX = r"^[A-Z]{3}$"
 
 
-class IllegalTransition(Exception):
-    """A status change the state machine does not allow (a bug, or a late event to ignore)."""
+class StateMachine:
+    """A model whose `status` moves only along its `transitions` (status -> the statuses it may
+    move to); services make each move under a row lock or a conditional UPDATE."""
+
+    transitions: dict
+
+    def move_to(self, status: str) -> None:
+        if status not in self.transitions[self.status]:
+            raise IllegalTransition(f"{self._meta.model_name} {self.id}: {self.status} -> {status}")
+        self.status = status
+
+
+class ProviderRow(StateMachine):
+    """A payment or refund: an amount of money that YooKassa creates under the row's own key, open
+    while in `open_statuses`."""
+
+    open_statuses: tuple
+
+    @property
+    def money(self) -> Money:
+        return Money(self.amount, self.currency)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in self.open_statuses
 
 
 class SubscriptionStatus(models.TextChoices):
@@ -33,8 +57,12 @@ class SubscriptionStatus(models.TextChoices):
     FAILED = "failed", "First payment failed"
 
 
-# A viewer has at most one subscription in these statuses (a database constraint).
-LIVE_SUBSCRIPTION_STATUSES = (SubscriptionStatus.PENDING, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE)
+# Not ended yet (waiting for its first payment, or running): a viewer has at most one subscription
+# in these statuses (a database constraint), and checkout answers with that one.
+OPEN_SUBSCRIPTION_STATUSES = (SubscriptionStatus.PENDING, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE)
+# Started and not ended: a period was paid for, the viewer may watch (past due keeps access through
+# its grace), and the subscription can be renewed, retried, have auto-renewal switched, or be canceled.
+RUNNING_SUBSCRIPTION_STATUSES = (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE)
 SUBSCRIPTION_TRANSITIONS = {
     SubscriptionStatus.PENDING: {SubscriptionStatus.ACTIVE, SubscriptionStatus.FAILED},
     SubscriptionStatus.ACTIVE: {SubscriptionStatus.PAST_DUE, SubscriptionStatus.CANCELED, SubscriptionStatus.EXPIRED},
@@ -67,7 +95,9 @@ class PaymentMethod(models.Model):
         return self.title
 
 
-class Subscription(models.Model):
+class Subscription(StateMachine, models.Model):
+    transitions = SUBSCRIPTION_TRANSITIONS
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     viewer_id = models.UUIDField()
     viewer_email = models.EmailField(blank=True, help_text="As the Auth service last told us.")
@@ -98,7 +128,7 @@ class Subscription(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["viewer_id"],
-                condition=Q(status__in=LIVE_SUBSCRIPTION_STATUSES),
+                condition=Q(status__in=OPEN_SUBSCRIPTION_STATUSES),
                 name="subscription_one_live_per_viewer",
             ),
             models.CheckConstraint(
@@ -107,8 +137,7 @@ class Subscription(models.Model):
                 name="subscription_period_ends_after_start",
             ),
             models.CheckConstraint(
-                condition=~Q(status__in=[SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE])
-                | Q(current_period_end__isnull=False),
+                condition=~Q(status__in=list(RUNNING_SUBSCRIPTION_STATUSES)) | Q(current_period_end__isnull=False),
                 name="subscription_active_has_period",
             ),
             models.CheckConstraint(
@@ -120,7 +149,7 @@ class Subscription(models.Model):
             models.Index(
                 fields=["current_period_end"],
                 name="subscription_live_period_end",
-                condition=Q(status__in=[SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE]),
+                condition=Q(status__in=list(RUNNING_SUBSCRIPTION_STATUSES)),
             ),
             models.Index(
                 fields=["next_renewal_attempt_at"],
@@ -133,13 +162,14 @@ class Subscription(models.Model):
         return f"{self.plan.name} for {self.viewer_id} ({self.status})"
 
     @property
-    def is_live(self) -> bool:
-        return self.status in LIVE_SUBSCRIPTION_STATUSES
+    def is_open(self) -> bool:
+        """Not ended yet: see OPEN_SUBSCRIPTION_STATUSES."""
+        return self.status in OPEN_SUBSCRIPTION_STATUSES
 
-    def move_to(self, status: SubscriptionStatus) -> None:
-        if status not in SUBSCRIPTION_TRANSITIONS[SubscriptionStatus(self.status)]:
-            raise IllegalTransition(f"subscription {self.id}: {self.status} -> {status}")
-        self.status = status
+    @property
+    def is_running(self) -> bool:
+        """Started and not ended: see RUNNING_SUBSCRIPTION_STATUSES."""
+        return self.status in RUNNING_SUBSCRIPTION_STATUSES
 
 
 class PaymentKind(models.TextChoices):
@@ -178,7 +208,10 @@ PAYMENT_TRANSITIONS = {
 }
 
 
-class Payment(models.Model):
+class Payment(ProviderRow, models.Model):
+    transitions = PAYMENT_TRANSITIONS
+    open_statuses = OPEN_PAYMENT_STATUSES
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     viewer_id = models.UUIDField()
     subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="payments")
@@ -263,18 +296,12 @@ class Payment(models.Model):
     def __str__(self) -> str:
         return f"{self.kind} payment {self.amount} {self.currency} ({self.status})"
 
-    @property
-    def money(self) -> Money:
-        return Money(self.amount, self.currency)
-
-    @property
-    def is_open(self) -> bool:
-        return self.status in OPEN_PAYMENT_STATUSES
-
-    def move_to(self, status: PaymentStatus) -> None:
-        if status not in PAYMENT_TRANSITIONS[PaymentStatus(self.status)]:
-            raise IllegalTransition(f"payment {self.id}: {self.status} -> {status}")
-        self.status = status
+    def refundable_left(self) -> Money:
+        """What can still be given back of this payment: what was paid, minus what succeeded
+        refunds returned and what refunds still in flight are returning. Ask it with the payment
+        locked when a refund is to be opened against it (the one rule for "money left")."""
+        in_flight = self.refunds.filter(status__in=OPEN_REFUND_STATUSES).aggregate(total=Sum("amount"))["total"]
+        return Money(self.amount - self.refunded_amount - (in_flight or 0), self.currency)
 
 
 class RefundStatus(models.TextChoices):
@@ -300,8 +327,11 @@ class RefundInitiator(models.TextChoices):
     SYSTEM = "system", "Billing"
 
 
-class Refund(models.Model):
+class Refund(ProviderRow, models.Model):
     """Money going back for a payment; at most one in flight per payment, never above what was paid."""
+
+    transitions = REFUND_TRANSITIONS
+    open_statuses = OPEN_REFUND_STATUSES
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
@@ -355,19 +385,6 @@ class Refund(models.Model):
 
     def __str__(self) -> str:
         return f"refund {self.amount} {self.currency} ({self.status})"
-
-    @property
-    def money(self) -> Money:
-        return Money(self.amount, self.currency)
-
-    @property
-    def is_open(self) -> bool:
-        return self.status in OPEN_REFUND_STATUSES
-
-    def move_to(self, status: RefundStatus) -> None:
-        if status not in REFUND_TRANSITIONS[RefundStatus(self.status)]:
-            raise IllegalTransition(f"refund {self.id}: {self.status} -> {status}")
-        self.status = status
 
 
 class ClientRequest(models.Model):

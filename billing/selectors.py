@@ -9,6 +9,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 from billing import clock
 from billing.models import (
     OPEN_REFUND_STATUSES,
+    RUNNING_SUBSCRIPTION_STATUSES,
     Payment,
     PaymentKind,
     PaymentMethod,
@@ -19,12 +20,10 @@ from billing.models import (
 )
 from billing.money import Money
 
-# Statuses in which the viewer may watch: past due keeps access through the grace period.
-ACCESS_STATUSES = (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE)
-
 
 def subscription_get_active_for_viewer(*, viewer_id: uuid.UUID) -> Subscription | None:
-    return Subscription.objects.filter(viewer_id=viewer_id, status__in=ACCESS_STATUSES).first()
+    """The subscription the viewer may watch with (past due keeps access through its grace)."""
+    return Subscription.objects.filter(viewer_id=viewer_id, status__in=RUNNING_SUBSCRIPTION_STATUSES).first()
 
 
 def subscription_list_for_viewer(*, viewer_id: uuid.UUID) -> QuerySet[Subscription]:

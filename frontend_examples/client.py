@@ -22,6 +22,10 @@ from websockets.exceptions import WebSocketException
 from websockets.sync.client import connect
 
 WATCH_PAYMENT = "subscription($id: ID!) { payment(id: $id) { status cancellationReason } }"
+# YooKassa may have done it (PROVIDER_OUTCOME_UNKNOWN) or could not be asked (PROVIDER_UNAVAILABLE):
+# send the very same request again, with the SAME idempotency key (never a new one): the answer is
+# then that same operation, made once.
+RETRY_SAME_KEY = {"PROVIDER_OUTCOME_UNKNOWN", "PROVIDER_UNAVAILABLE"}
 
 
 class BillingClient:
@@ -101,11 +105,13 @@ def subscribe(client: BillingClient, args) -> None:
     plan_id = next((p["id"] for p in client.execute("{ plans { id code } }")["plans"] if p["code"] == args.plan), None)
     if plan_id is None:
         raise SystemExit(f"No plan {args.plan!r}: see `plans`.")
-    payload = client.execute(
+    payload = mutate(
+        client,
         """mutation($input: SubscribeInput!) {
              subscribe(input: $input) { payment { id status confirmationUrl } errors { code message } } }""",
         {"input": {"planId": plan_id, "returnUrl": args.return_url, "idempotencyKey": str(uuid.uuid4())}},
-    )["subscribe"]
+        "subscribe",
+    )
     if payload["errors"]:
         raise SystemExit(f"{payload['errors'][0]['code']}: {payload['errors'][0]['message']}")
     print(f"Pay at {payload['payment']['confirmationUrl']}")
@@ -118,6 +124,19 @@ def subscribe(client: BillingClient, args) -> None:
         print(f"No live status ({error}); asking every 2 s instead.")
         payment = poll_until_settled(client, payment_id)
     print(payment["status"], payment["cancellationReason"] or "")
+
+
+def mutate(client: BillingClient, query: str, variables: dict, field: str, *, tries: int = 3) -> dict:
+    """A money mutation's payload; retried as RETRY_SAME_KEY says, with the same variables (key)."""
+    attempt = 1
+    while True:
+        payload = client.execute(query, variables)[field]
+        errors = payload["errors"]
+        if not errors or attempt == tries or any(error["code"] not in RETRY_SAME_KEY for error in errors):
+            return payload
+        print(f"{errors[0]['code']}: asking again with the same key in {attempt} s.")
+        time.sleep(attempt)
+        attempt += 1
 
 
 def poll_until_settled(client: BillingClient, payment_id: str) -> dict:
@@ -153,13 +172,15 @@ def cancel(client: BillingClient, args) -> None:
     mode = "NOW_WITH_REFUND" if args.now else "AT_PERIOD_END"
     if args.now:
         print(f"Refund: {quote['amount']['amount']} {quote['amount']['currency']} ({quote['rule'].lower()})")
-    payload = client.execute(
+    payload = mutate(
+        client,
         """mutation($input: CancelSubscriptionInput!) {
              cancelSubscription(input: $input) {
                subscription { status } refund { status } errors { code message }
              } }""",
         {"input": {"subscriptionId": subscription["id"], "mode": mode, "idempotencyKey": str(uuid.uuid4())}},
-    )["cancelSubscription"]
+        "cancelSubscription",
+    )
     print(json.dumps(payload, indent=2))
 
 

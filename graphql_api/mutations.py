@@ -6,10 +6,9 @@ from strawberry import relay
 from strawberry.types import Info
 
 from billing import services
-from billing.errors import BillingError, InvalidInput, NotFound
+from billing.errors import InvalidInput
 from graphql_api.billing_types import PaymentMethodType, PaymentType, RefundType, SubscriptionType
-from graphql_api.errors import PayloadError, error_fields
-from graphql_api.viewer import uuid_of
+from graphql_api.errors import PayloadError, mutation_payload, node_uuid
 
 CancelMode = strawberry.enum(services.CancelMode, name="CancelMode")
 
@@ -102,20 +101,19 @@ class BillingMutations:
     )
     def subscribe(self, info: Info, input: SubscribeInput) -> SubscribePayload:
         viewer = info.context.viewer
-        try:
-            plan_id = _pk_of(input.plan_id, "Plan", field="planId")
+
+        def call() -> dict:
             result = services.subscription_start_checkout(
                 viewer_id=viewer.id,
                 viewer_email=viewer.email,
-                plan_id=plan_id,
+                plan_id=_pk_of(input.plan_id, "Plan", field="planId"),
                 return_url=input.return_url,
                 save_payment_method=input.save_payment_method,
                 idempotency_key=input.idempotency_key,
             )
-        except BillingError as error:
-            return SubscribePayload(errors=[SubscribeError(**error_fields(error))])
-        errors = [SubscribeError(**error_fields(result.problem))] if result.problem else []
-        return SubscribePayload(payment=result.payment, subscription=result.subscription, errors=errors)
+            return {"payment": result.payment, "subscription": result.subscription}
+
+        return mutation_payload(SubscribePayload, SubscribeError, call)
 
     @strawberry_django.mutation(
         handle_django_errors=False,
@@ -123,20 +121,19 @@ class BillingMutations:
     )
     def cancel_subscription(self, info: Info, input: CancelSubscriptionInput) -> CancelSubscriptionPayload:
         viewer = info.context.viewer
-        try:
-            subscription_id = uuid_of(input.subscription_id, "PlanSubscription")
-            if subscription_id is None:
-                raise NotFound("There is no such subscription.", field="subscriptionId")
+
+        def call() -> dict:
             result = services.subscription_cancel(
                 viewer_id=viewer.id,
-                subscription_id=subscription_id,
+                subscription_id=node_uuid(
+                    input.subscription_id, "PlanSubscription", what="subscription", field="subscriptionId"
+                ),
                 mode=services.CancelMode(input.mode),
                 idempotency_key=input.idempotency_key,
             )
-        except BillingError as error:
-            return CancelSubscriptionPayload(errors=[CancelSubscriptionError(**error_fields(error))])
-        errors = [CancelSubscriptionError(**error_fields(result.problem))] if result.problem else []
-        return CancelSubscriptionPayload(subscription=result.subscription, refund=result.refund, errors=errors)
+            return {"subscription": result.subscription, "refund": result.refund}
+
+        return mutation_payload(CancelSubscriptionPayload, CancelSubscriptionError, call)
 
     @strawberry_django.mutation(
         handle_django_errors=False,
@@ -144,16 +141,19 @@ class BillingMutations:
     )
     def set_auto_renew(self, info: Info, input: SetAutoRenewInput) -> SetAutoRenewPayload:
         viewer = info.context.viewer
-        try:
-            subscription_id = uuid_of(input.subscription_id, "PlanSubscription")
-            if subscription_id is None:
-                raise NotFound("There is no such subscription.", field="subscriptionId")
-            subscription = services.subscription_set_auto_renew(
-                viewer_id=viewer.id, subscription_id=subscription_id, enabled=input.enabled
-            )
-        except BillingError as error:
-            return SetAutoRenewPayload(errors=[SetAutoRenewError(**error_fields(error))])
-        return SetAutoRenewPayload(subscription=subscription)
+        return mutation_payload(
+            SetAutoRenewPayload,
+            SetAutoRenewError,
+            lambda: {
+                "subscription": services.subscription_set_auto_renew(
+                    viewer_id=viewer.id,
+                    subscription_id=node_uuid(
+                        input.subscription_id, "PlanSubscription", what="subscription", field="subscriptionId"
+                    ),
+                    enabled=input.enabled,
+                )
+            },
+        )
 
     @strawberry_django.mutation(
         handle_django_errors=False,
@@ -161,14 +161,16 @@ class BillingMutations:
     )
     def remove_payment_method(self, info: Info, input: RemovePaymentMethodInput) -> RemovePaymentMethodPayload:
         viewer = info.context.viewer
-        try:
-            method_id = uuid_of(input.id, "PaymentMethod")
-            if method_id is None:
-                raise NotFound("There is no such saved card.", field="id")
-            method = services.payment_method_remove(viewer_id=viewer.id, payment_method_id=method_id)
-        except BillingError as error:
-            return RemovePaymentMethodPayload(errors=[RemovePaymentMethodError(**error_fields(error))])
-        return RemovePaymentMethodPayload(payment_method=method)
+        return mutation_payload(
+            RemovePaymentMethodPayload,
+            RemovePaymentMethodError,
+            lambda: {
+                "payment_method": services.payment_method_remove(
+                    viewer_id=viewer.id,
+                    payment_method_id=node_uuid(input.id, "PaymentMethod", what="saved card", field="id"),
+                )
+            },
+        )
 
 
 def _pk_of(global_id: relay.GlobalID, type_name: str, *, field: str) -> int:

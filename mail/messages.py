@@ -230,7 +230,7 @@ def _refund_canceled(event: BillingEvent) -> Message:
             event,
             amount=refund.money,
             reason=refund_reason(_payload(event, RefundCanceled).reason),
-            still_active=subscription.status in (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE),
+            still_active=subscription.is_running,
             period_end=subscription.current_period_end,
         ),
     )

@@ -5,6 +5,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import requests
 
@@ -102,6 +103,12 @@ class GraphQLClient:
         response = Client().post("/graphql/", body, content_type="application/json", headers=headers)
         assert response.status_code == 200, response.content
         return response.json()
+
+
+def committed(error) -> SimpleNamespace:
+    """What a service committed before it raised `error` (a BillingError): its payment,
+    subscription or refund, by name, as the API returns them with the error."""
+    return SimpleNamespace(**error.result)
 
 
 def start_checkout(viewer, plan, **overrides):

@@ -10,8 +10,6 @@ from billing.events import AutoRenewOffReason, BillingEventType, SubscriptionAut
 from billing.models import PaymentMethod, Subscription, SubscriptionStatus
 from billing.services.events import event_record
 
-RENEWABLE_STATUSES = (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE)
-
 
 def subscription_set_auto_renew(*, viewer_id: uuid.UUID, subscription_id: uuid.UUID, enabled: bool) -> Subscription:
     """On: renew with the saved card (and undo a cancellation at the period's end). Off: the
@@ -20,7 +18,7 @@ def subscription_set_auto_renew(*, viewer_id: uuid.UUID, subscription_id: uuid.U
         subscription = locks.subscriptions_for_update().filter(pk=subscription_id, viewer_id=viewer_id).first()
         if subscription is None:
             raise NotFound("There is no such subscription.", field="subscriptionId")
-        if subscription.status not in RENEWABLE_STATUSES:
+        if not subscription.is_running:
             raise SubscriptionNotActive("Only an active subscription renews.")
         if enabled:
             method = subscription.payment_method

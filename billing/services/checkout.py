@@ -17,8 +17,8 @@ from billing.errors import (
 )
 from billing.events import BillingEventType, PaymentCreated, SubscriptionCreated
 from billing.models import (
-    LIVE_SUBSCRIPTION_STATUSES,
     OPEN_PAYMENT_STATUSES,
+    OPEN_SUBSCRIPTION_STATUSES,
     ClientRequest,
     Payment,
     PaymentKind,
@@ -50,9 +50,6 @@ JUST_CREATED = timedelta(seconds=5)
 class CheckoutResult:
     subscription: Subscription
     payment: Payment
-    # Set when YooKassa could not be reached: the payment stays CREATING and a retry (or the
-    # reconciliation) finishes it with the same Idempotence-Key.
-    problem: GatewayError | None = None
 
 
 def subscription_start_checkout(
@@ -69,6 +66,10 @@ def subscription_start_checkout(
     A repeat with the same idempotency key returns the first result (as it stands now); a viewer
     whose payment for the plan is still pending gets that payment back, and one whose payment
     lapsed gets a new one; nothing charges the viewer twice.
+
+    When YooKassa could not be asked or did not answer, the GatewayError carries the payment and
+    its subscription (`error.result`): the payment stays CREATING, and a retry with the same key
+    (or the reconciliation) finishes it under the same Idempotence-Key.
     """
     client_request_check_key(idempotency_key)
     keyed = KeyedRequest(
@@ -93,11 +94,16 @@ def subscription_start_checkout(
             ),
             keyed,
         )
-    problem = None
     if payment.status == PaymentStatus.CREATING:
-        payment, problem = payment_create_at_provider(payment=payment)
+        try:
+            payment = payment_create_at_provider(payment=payment)
+        except GatewayError as error:
+            payment = error.result.get("payment", payment)
+            payment.subscription.refresh_from_db()
+            error.with_result(subscription=payment.subscription)
+            raise
     payment.subscription.refresh_from_db()
-    return CheckoutResult(subscription=payment.subscription, payment=payment, problem=problem)
+    return CheckoutResult(subscription=payment.subscription, payment=payment)
 
 
 @dataclass(frozen=True)
@@ -173,7 +179,7 @@ def _payment_of(earlier: ClientRequest) -> Payment:
 def _checkout_payment(request: _Checkout) -> tuple[Payment, bool]:
     """The viewer's open payment for the plan, or a new one (True when it is new)."""
     viewer_id, viewer_email, plan = request.viewer_id, request.viewer_email, request.plan
-    live = locks.subscriptions_for_update().filter(viewer_id=viewer_id, status__in=LIVE_SUBSCRIPTION_STATUSES).first()
+    live = locks.subscriptions_for_update().filter(viewer_id=viewer_id, status__in=OPEN_SUBSCRIPTION_STATUSES).first()
     if live is None:
         subscription = Subscription.objects.create(
             viewer_id=viewer_id, viewer_email=viewer_email, plan=plan, status=SubscriptionStatus.PENDING

@@ -27,3 +27,13 @@ def event_record(
     )
     transaction.on_commit(lambda: event_notify_listeners(event))
     return event
+
+
+def event_record_for_payment(payment: Payment, event_type: BillingEventType, payload: EventPayload) -> BillingEvent:
+    """`event_record` about a payment, on its subscription."""
+    return event_record(payment.subscription, event_type, payload, payment=payment)
+
+
+def event_record_for_refund(refund: Refund, event_type: BillingEventType, payload: EventPayload) -> BillingEvent:
+    """`event_record` about a refund, on its payment's subscription (`refund.payment` as locked)."""
+    return event_record(refund.payment.subscription, event_type, payload, payment=refund.payment, refund=refund)

@@ -1,58 +1,29 @@
-"""The ends of subscriptions: canceled or expired, and the jobs that end them on time."""
+"""The jobs of a subscription's calendar: end what has run out (subscription_expire_due) and tell
+viewers their card is charged soon (the renewal notices)."""
 
 from datetime import datetime, timedelta
-from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
 from billing import clock
-from billing.events import BillingEventType, SubscriptionEnded, SubscriptionRenewalUpcoming
+from billing.events import BillingEventType, SubscriptionRenewalUpcoming
 from billing.models import (
     OPEN_PAYMENT_STATUSES,
     PERMISSION_REVOKED,
+    RUNNING_SUBSCRIPTION_STATUSES,
     Payment,
     PaymentKind,
     PaymentStatus,
-    Refund,
     Subscription,
     SubscriptionStatus,
 )
 from billing.money import Money
 from billing.selectors import subscription_list_renewable
+from billing.services.dunning import subscription_filter_grace_over
+from billing.services.ending import subscription_end
 from billing.services.events import event_record
-
-_ENDED_EVENT_TYPES = {
-    SubscriptionStatus.CANCELED: BillingEventType.SUBSCRIPTION_CANCELED,
-    SubscriptionStatus.EXPIRED: BillingEventType.SUBSCRIPTION_EXPIRED,
-}
-
-
-def subscription_end(
-    subscription: Subscription,
-    status: SubscriptionStatus,
-    *,
-    reason: str,
-    payment: Payment | None = None,
-    refund: Refund | None = None,
-    attempts: int | None = None,
-    refunded: Decimal | None = None,
-) -> None:
-    """End a live subscription (call with it locked): canceled, or expired."""
-    subscription.move_to(status)
-    subscription.auto_renew = False
-    subscription.next_renewal_attempt_at = None
-    if status == SubscriptionStatus.CANCELED and subscription.canceled_at is None:
-        subscription.canceled_at = clock.domain_now()
-    subscription.save()
-    event_record(
-        subscription,
-        _ENDED_EVENT_TYPES[status],
-        SubscriptionEnded(reason=reason, attempts=attempts, refunded=refunded),
-        payment=payment,
-        refund=refund,
-    )
 
 
 def subscription_expire_due(*, now: datetime | None = None, page_size: int = 200) -> dict[str, int]:
@@ -78,21 +49,18 @@ def _expiry_rules(now: datetime) -> list[tuple[QuerySet[Subscription], Subscript
         cancellation_reason=PERMISSION_REVOKED,
     )
     # A renewal for the next period succeeded without extending the subscription: it was given
-    # back (see subscriptions._renewal_still_wanted), and nothing will charge that period again.
+    # back (see subscriptions._renewal_unwanted_because), and nothing will charge that period again.
     next_period_given_back = Payment.objects.filter(
         subscription=OuterRef("pk"),
         kind=PaymentKind.RENEWAL,
         period_start=OuterRef("current_period_end"),
         status=PaymentStatus.SUCCEEDED,
     )
-    # Retries count from the first failure, grace from the period's end: a late first attempt
-    # would otherwise lose its last retries to the grace period. The last failure ends it instead.
-    retry_to_come = subscription_list_renewable().filter(next_renewal_attempt_at__isnull=False)
     return [
         (
             # The card was revoked when it was charged for the next period: the paid one is over.
             live.filter(
-                status__in=[SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE],
+                status__in=RUNNING_SUBSCRIPTION_STATUSES,
                 auto_renew=False,
                 current_period_end__lte=now,
             ).filter(Exists(card_revoked_for_next_period)),
@@ -116,14 +84,7 @@ def _expiry_rules(now: datetime) -> list[tuple[QuerySet[Subscription], Subscript
             SubscriptionStatus.EXPIRED,
             "not_renewed",
         ),
-        (
-            live.filter(
-                status=SubscriptionStatus.PAST_DUE,
-                current_period_end__lte=now - timedelta(days=settings.DUNNING_GRACE_DAYS),
-            ).exclude(pk__in=retry_to_come.values("pk")),
-            SubscriptionStatus.EXPIRED,
-            "grace_period_over",
-        ),
+        (subscription_filter_grace_over(live, now=now), SubscriptionStatus.EXPIRED, "grace_period_over"),
     ]
 
 

@@ -6,32 +6,36 @@ import uuid
 from django.db import transaction
 
 from billing import clock, locks
-from billing.errors import GatewayError, ProviderRejected
+from billing.errors import ProviderRejected
 from billing.events import BillingEventType, PaymentCanceled, PaymentProviderConflict, PaymentSucceeded
 from billing.gateway import get_gateway
-from billing.gateway.interface import NewPayment, ProviderPayment, ProviderPaymentStatus, Receipt, ReceiptItem
+from billing.gateway.interface import NewPayment, ProviderPayment, ProviderPaymentStatus
 from billing.models import (
-    IllegalTransition,
     Payment,
     PaymentKind,
     PaymentMethod,
     PaymentStatus,
 )
-from billing.services.events import event_record
-from billing.services.provider_calls import provider_create
+from billing.services.events import event_record_for_payment
+from billing.services.provider_calls import (
+    provider_create,
+    provider_receipt,
+    provider_row_close_never_created,
+    provider_state_apply,
+)
 from billing.services.subscriptions import subscription_on_payment_failed, subscription_on_payment_succeeded
 
 logger = logging.getLogger(__name__)
 
 
-class UnknownProviderPayment(Exception):
-    """YooKassa told us about a payment this service never created."""
+def payment_create_at_provider(*, payment: Payment) -> Payment:
+    """Ask YooKassa for the payment under its own key (the first time, or again after a failure).
 
-
-def payment_create_at_provider(*, payment: Payment) -> tuple[Payment, GatewayError | None]:
-    """Ask YooKassa for the payment under its own key (the first time, or again after a failure)."""
+    Raises GatewayError with the payment as it now stands (`error.result["payment"]`).
+    """
     return provider_create(
         payment,
+        kind="payment",
         call=lambda: get_gateway().create_payment(
             _new_payment_request(payment), idempotence_key=payment.idempotence_key
         ),
@@ -42,16 +46,7 @@ def payment_create_at_provider(*, payment: Payment) -> tuple[Payment, GatewayErr
 
 def _new_payment_request(payment: Payment) -> NewPayment:
     """Only from the row: a retry sends the very same request, or YooKassa would refuse the key."""
-    receipt = None
-    if payment.receipt_email:
-        receipt = Receipt(
-            customer_email=payment.receipt_email,
-            items=(
-                ReceiptItem(
-                    description=payment.description, unit_price=payment.money, vat_code=payment.receipt_vat_code
-                ),
-            ),
-        )
+    receipt = provider_receipt(payment, payment.money)
     metadata = {
         "payment_id": str(payment.id),
         "subscription_id": str(payment.subscription_id),
@@ -88,86 +83,56 @@ def payment_apply_provider_state(*, provider_payment: ProviderPayment) -> Paymen
     and repeated news is a no-op; a move the state machine forbids is logged and left alone.
     """
     with transaction.atomic():
-        payment = _lock_payment(provider_payment)
-        target = _local_status(provider_payment.status)
-        fields = _record_provider_object(payment, provider_payment)
-        if target == payment.status:
-            if fields:
-                payment.save(update_fields=[*fields, "updated_at"])
-            return payment
-        try:
-            payment.move_to(target)
-        except IllegalTransition:
-            logger.error(
-                "YooKassa says payment %s is %s but it is %s here: left for an operator",
-                payment.id,
-                provider_payment.status,
-                payment.status,
-            )
-            event_record(
-                payment.subscription,
-                BillingEventType.PAYMENT_PROVIDER_CONFLICT,
-                PaymentProviderConflict(provider_status=provider_payment.status),
-                payment=payment,
-            )
-            return payment
-        fields.append("status")
-        if target == PaymentStatus.SUCCEEDED:
-            fields += _on_succeeded(payment, provider_payment)
-        elif target == PaymentStatus.CANCELED:
-            fields += _on_canceled(payment, provider_payment)
-        payment.save(update_fields=[*fields, "updated_at"])
-        return payment
+        payment = locks.payment_for_provider_object(provider_payment)
+        return provider_state_apply(
+            payment,
+            target=_local_status(provider_payment.status),
+            changed=_record_provider_object(payment, provider_payment),
+            conflict=lambda target: _on_conflict(payment, provider_payment),
+            moved=lambda target: _on_moved(payment, provider_payment, target),
+        )
+
+
+def _on_conflict(payment: Payment, provider_payment: ProviderPayment) -> None:
+    logger.error(
+        "YooKassa says payment %s is %s but it is %s here: left for an operator",
+        payment.id,
+        provider_payment.status,
+        payment.status,
+    )
+    event_record_for_payment(
+        payment,
+        BillingEventType.PAYMENT_PROVIDER_CONFLICT,
+        PaymentProviderConflict(provider_status=provider_payment.status),
+    )
+
+
+def _on_moved(payment: Payment, provider_payment: ProviderPayment, target: PaymentStatus) -> list[str]:
+    if target == PaymentStatus.SUCCEEDED:
+        return _on_succeeded(payment, provider_payment)
+    if target == PaymentStatus.CANCELED:
+        return _on_canceled(payment, provider_payment)
+    return []
 
 
 def payment_mark_rejected(*, payment: Payment, error: ProviderRejected) -> Payment:
     """YooKassa refused to create the payment: it never existed there, so it ends here."""
-    return _close_never_created(
-        payment, reason="rejected_by_provider", detail={"code": error.provider_code, "description": error.message}
-    )
+    return _close_never_created(payment, rejection=error)
 
 
 def payment_close_unsent(*, payment: Payment) -> Payment:
     """YooKassa never confirmed the payment, its key is forgotten and no payment carries its id:
     it was never created, and no retry may create it now."""
-    return _close_never_created(payment, reason="never_reached_provider", detail={})
+    return _close_never_created(payment, rejection=None)
 
 
-def _close_never_created(payment: Payment, *, reason: str, detail: dict) -> Payment:
-    with transaction.atomic():
-        payment = locks.payments_for_update().get(pk=payment.pk)
-        if payment.status != PaymentStatus.CREATING:
-            return payment
-        payment.move_to(PaymentStatus.CANCELED)
-        payment.cancellation_party = "billing"
-        payment.cancellation_reason = reason
-        payment.provider_object = {"error": detail} if detail else None
-        payment.save(
-            update_fields=["status", "cancellation_party", "cancellation_reason", "provider_object", "updated_at"]
-        )
-        event_record(
-            payment.subscription, BillingEventType.PAYMENT_CANCELED, PaymentCanceled(reason=reason), payment=payment
-        )
+def _close_never_created(payment: Payment, *, rejection: ProviderRejected | None) -> Payment:
+    def record(payment: Payment, reason: str) -> None:
+        event_record_for_payment(payment, BillingEventType.PAYMENT_CANCELED, PaymentCanceled(reason=reason))
         subscription_on_payment_failed(payment)
-    return payment
 
-
-def _lock_payment(provider_payment: ProviderPayment) -> Payment:
-    """Our row for YooKassa's payment, locked. The metadata (it came from the API) names the row,
-    also when the process that created it died before it recorded YooKassa's id; the row is
-    locked by its key alone, so a concurrent request that records the id first cannot make it
-    vanish from the query when the lock is granted (PostgreSQL re-checks the WHERE)."""
-    locked = locks.payments_for_update()
-    try:
-        local_id = uuid.UUID(provider_payment.metadata.get("payment_id", ""))
-    except ValueError:
-        local_id = None
-    payment = locked.filter(pk=local_id).first() if local_id else None
-    if payment is None:
-        payment = locked.filter(provider_payment_id=provider_payment.id).first()
-    if payment is None or payment.provider_payment_id not in (None, provider_payment.id):
-        raise UnknownProviderPayment(f"YooKassa payment {provider_payment.id} is not one of ours.")
-    return payment
+    lock = lambda: locks.payments_for_update().get(pk=payment.pk)  # noqa: E731
+    return provider_row_close_never_created(lock, statuses=PaymentStatus, rejection=rejection, record=record)
 
 
 def _local_status(status: ProviderPaymentStatus) -> PaymentStatus:
@@ -201,12 +166,7 @@ def _on_succeeded(payment: Payment, provider_payment: ProviderPayment) -> list[s
     if method is not None and method.saved and getattr(payment.payment_method, "provider_method_id", None) != method.id:
         payment.payment_method = _save_payment_method(payment.viewer_id, method)
         fields.append("payment_method")
-    event_record(
-        payment.subscription,
-        BillingEventType.PAYMENT_SUCCEEDED,
-        PaymentSucceeded(amount=payment.amount),
-        payment=payment,
-    )
+    event_record_for_payment(payment, BillingEventType.PAYMENT_SUCCEEDED, PaymentSucceeded(amount=payment.amount))
     subscription_on_payment_succeeded(payment)
     return fields
 
@@ -215,11 +175,8 @@ def _on_canceled(payment: Payment, provider_payment: ProviderPayment) -> list[st
     if provider_payment.cancellation is not None:
         payment.cancellation_party = provider_payment.cancellation.party
         payment.cancellation_reason = provider_payment.cancellation.reason
-    event_record(
-        payment.subscription,
-        BillingEventType.PAYMENT_CANCELED,
-        PaymentCanceled(reason=payment.cancellation_reason),
-        payment=payment,
+    event_record_for_payment(
+        payment, BillingEventType.PAYMENT_CANCELED, PaymentCanceled(reason=payment.cancellation_reason)
     )
     subscription_on_payment_failed(payment)
     return ["cancellation_party", "cancellation_reason"]

@@ -17,8 +17,10 @@ would be left alone by every real-time janitor until real time caught up.
 
 import logging
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import transaction
 from django.db.models import F, Model, Q, QuerySet
@@ -29,6 +31,7 @@ from billing.events import BillingEventType, ReconciliationFailed
 from billing.gateway import get_gateway
 from billing.models import OPEN_PAYMENT_STATUSES, OPEN_REFUND_STATUSES, Payment, Refund
 from billing.services.events import event_record
+from billing.services.job_reports import JobReport
 from billing.services.payments import (
     payment_apply_provider_state,
     payment_close_unsent,
@@ -51,19 +54,49 @@ KEY_STILL_KNOWN = timedelta(hours=23)
 
 
 @dataclass
-class ReconcileReport:
+class ReconcileReport(JobReport):
     looked_at: int = 0
     settled: int = 0
     unavailable: int = 0
-    failed_ids: list[str] = field(default_factory=list)
 
-    def as_dict(self) -> dict:
-        return {
-            "looked_at": self.looked_at,
-            "settled": self.settled,
-            "unavailable": self.unavailable,
-            "failed": self.failed_ids,
-        }
+
+@dataclass(frozen=True)
+class _Kind:
+    """How the janitor reaches one kind of row (payment or refund) at YooKassa."""
+
+    provider_id: Callable[[Any], str | None]
+    refresh: Callable[[str], Any]
+    # Raises GatewayError when YooKassa did not confirm it (the row is looked at again later).
+    create_at_provider: Callable[[Any], Any]
+    # One page of YooKassa's list where the row's object would be, and the metadata key naming it.
+    list_page: Callable[[Any, str | None], Any]
+    metadata_key: str
+    apply: Callable[[Any], Any]
+    close_unsent: Callable[[Any], Any]
+
+
+_PAYMENTS = _Kind(
+    provider_id=lambda payment: payment.provider_payment_id,
+    refresh=lambda provider_id: payment_refresh(provider_payment_id=provider_id),
+    create_at_provider=lambda payment: payment_create_at_provider(payment=payment),
+    list_page=lambda payment, cursor: get_gateway().list_payments(
+        created_since=payment.created_at - timedelta(hours=1), cursor=cursor
+    ),
+    metadata_key="payment_id",
+    apply=lambda found: payment_apply_provider_state(provider_payment=found),
+    close_unsent=lambda payment: payment_close_unsent(payment=payment),
+)
+_REFUNDS = _Kind(
+    provider_id=lambda refund: refund.provider_refund_id,
+    refresh=lambda provider_id: refund_refresh(provider_refund_id=provider_id),
+    create_at_provider=lambda refund: refund_create_at_provider(refund=refund),
+    list_page=lambda refund, cursor: get_gateway().list_refunds(
+        provider_payment_id=refund.payment.provider_payment_id, cursor=cursor
+    ),
+    metadata_key="refund_id",
+    apply=lambda found: refund_apply_provider_state(provider_refund=found),
+    close_unsent=lambda refund: refund_close_unsent(refund=refund),
+)
 
 
 def billing_reconcile(*, now: datetime | None = None, page_size: int = 100, time_budget: float = 60) -> ReconcileReport:
@@ -71,9 +104,9 @@ def billing_reconcile(*, now: datetime | None = None, page_size: int = 100, time
     now = now or clock.real_now()
     report = ReconcileReport()
     deadline = time.monotonic() + time_budget
-    for model, open_statuses, reconcile_one in (
-        (Payment, OPEN_PAYMENT_STATUSES, _reconcile_payment),
-        (Refund, OPEN_REFUND_STATUSES, _reconcile_refund),
+    for model, open_statuses, kind in (
+        (Payment, OPEN_PAYMENT_STATUSES, _PAYMENTS),
+        (Refund, OPEN_REFUND_STATUSES, _REFUNDS),
     ):
         while time.monotonic() < deadline:
             due = model.objects.filter(
@@ -84,7 +117,7 @@ def billing_reconcile(*, now: datetime | None = None, page_size: int = 100, time
                 break
             for row in rows:
                 report.looked_at += 1
-                _reconcile_safely(row, reconcile_one, now, report)
+                _reconcile_safely(row, kind, report)
     return report
 
 
@@ -104,9 +137,9 @@ def _claim(due: QuerySet, now: datetime, page_size: int) -> list[Model]:
     return rows
 
 
-def _reconcile_safely(row, reconcile_one, now: datetime, report: ReconcileReport) -> None:
+def _reconcile_safely(row: Payment | Refund, kind: _Kind, report: ReconcileReport) -> None:
     try:
-        settled = reconcile_one(row, now)
+        settled = _reconcile(kind, row)
     except GatewayError as error:
         logger.info(
             "%s %s: YooKassa unavailable (%s); next look at %s", type(row).__name__, row.pk, error, row.next_check_at
@@ -129,41 +162,17 @@ def _reconcile_safely(row, reconcile_one, now: datetime, report: ReconcileReport
     report.settled += settled
 
 
-def _reconcile_payment(payment: Payment, now: datetime) -> bool:
-    if payment.provider_payment_id:
-        return not payment_refresh(provider_payment_id=payment.provider_payment_id).is_open
-    if _key_still_known(payment):
-        payment, problem = payment_create_at_provider(payment=payment)
-        if problem is not None:
-            raise problem
-        return not payment.is_open
-    since = payment.created_at - timedelta(hours=1)
-    found = _find_by_metadata(
-        lambda cursor: get_gateway().list_payments(created_since=since, cursor=cursor), "payment_id", payment.pk
-    )
+def _reconcile(kind: _Kind, row: Payment | Refund) -> bool:
+    """Bring one open row to what YooKassa says; True when it is settled."""
+    provider_id = kind.provider_id(row)
+    if provider_id:
+        return not kind.refresh(provider_id).is_open
+    if _key_still_known(row):
+        return not kind.create_at_provider(row).is_open
+    found = _find_by_metadata(lambda cursor: kind.list_page(row, cursor), kind.metadata_key, row.pk)
     if found is not None:
-        return not payment_apply_provider_state(provider_payment=found).is_open
-    payment_close_unsent(payment=payment)
-    return True
-
-
-def _reconcile_refund(refund: Refund, now: datetime) -> bool:
-    if refund.provider_refund_id:
-        return not refund_refresh(provider_refund_id=refund.provider_refund_id).is_open
-    if _key_still_known(refund):
-        refund, problem = refund_create_at_provider(refund=refund)
-        if problem is not None:
-            raise problem
-        return not refund.is_open
-    provider_payment_id = refund.payment.provider_payment_id
-    found = _find_by_metadata(
-        lambda cursor: get_gateway().list_refunds(provider_payment_id=provider_payment_id, cursor=cursor),
-        "refund_id",
-        refund.pk,
-    )
-    if found is not None:
-        return not refund_apply_provider_state(provider_refund=found).is_open
-    refund_close_unsent(refund=refund)
+        return not kind.apply(found).is_open
+    kind.close_unsent(row)
     return True
 
 

@@ -7,7 +7,7 @@ allows one live charge per subscription and period), and only then charges them.
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 
 from billing import clock
+from billing.errors import GatewayError
 from billing.events import BillingEventType, PaymentCreated
 from billing.models import (
     Payment,
@@ -25,7 +26,9 @@ from billing.models import (
     first_provider_check_at,
 )
 from billing.selectors import subscription_list_renewable
+from billing.services.dunning import subscription_list_retry_due
 from billing.services.events import event_record
+from billing.services.job_reports import JobReport
 from billing.services.lifecycle import subscription_announce_changed_renewal_amount
 from billing.services.payments import payment_create_at_provider
 
@@ -33,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
-class ChargeReport:
+class ChargeReport(JobReport):
     """What one run did. `charged`: renewal payments it opened; `unknown`: those whose outcome is
     still to come (the janitor follows them up); `failed_ids`: payments that failed unexpectedly,
     or subscriptions whose payment could not even be opened."""
@@ -42,16 +45,6 @@ class ChargeReport:
     succeeded: int = 0
     declined: int = 0
     unknown: int = 0
-    failed_ids: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict:
-        return {
-            "charged": self.charged,
-            "succeeded": self.succeeded,
-            "declined": self.declined,
-            "unknown": self.unknown,
-            "failed": self.failed_ids,
-        }
 
 
 def subscription_renew_due(
@@ -69,9 +62,8 @@ def subscription_renew_due(
 def subscription_retry_past_due(
     *, now: datetime | None = None, page_size: int = 100, time_budget: float = 60
 ) -> ChargeReport:
-    """Try again the past-due subscriptions whose next dunning attempt has come."""
-    now = now or clock.domain_now()
-    due = subscription_list_renewable().filter(status=SubscriptionStatus.PAST_DUE, next_renewal_attempt_at__lte=now)
+    """Try again the past-due subscriptions whose next dunning attempt has come (services.dunning)."""
+    due = subscription_list_retry_due(now=now or clock.domain_now())
     return _charge(due, page_size=page_size, time_budget=time_budget)
 
 
@@ -110,13 +102,16 @@ def _charge(due: QuerySet[Subscription], *, page_size: int, time_budget: float) 
 
 def _send(payment: Payment, report: ChargeReport) -> None:
     try:
-        payment, problem = payment_create_at_provider(payment=payment)
+        payment = payment_create_at_provider(payment=payment)
+    except GatewayError as error:
+        # Not confirmed (still CREATING, for the janitor), or refused (CANCELED: declined).
+        payment = error.result.get("payment", payment)
     except Exception:
         # One bad row must not stall the batch: reconciliation takes the payment over.
         logger.exception("Renewal payment %s failed unexpectedly", payment.id)
         report.failed_ids.append(str(payment.id))
         return
-    if problem is not None and payment.status == PaymentStatus.CREATING:
+    if payment.status == PaymentStatus.CREATING:
         report.unknown += 1
     elif payment.status == PaymentStatus.SUCCEEDED:
         report.succeeded += 1

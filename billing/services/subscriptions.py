@@ -1,44 +1,37 @@
-"""What a payment's outcome does to its subscription: start it, extend it, or dun it.
+"""What a payment's outcome does to its subscription: start it, extend it, or dun it (services.dunning).
 
 Called by `payments.payment_apply_provider_state` with the payment locked, inside its transaction;
 each function locks the subscription (payment first, subscription second: see billing.locks).
 """
 
+import contextlib
 import logging
-from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db import transaction
 
-from billing import clock, locks
+from billing import locks
+from billing.errors import GatewayError
 from billing.events import (
-    AutoRenewOffReason,
     BillingEventType,
     SubscriptionActivated,
-    SubscriptionAutoRenewChanged,
     SubscriptionFailed,
-    SubscriptionPastDue,
-    SubscriptionRenewalFailed,
     SubscriptionRenewed,
 )
 from billing.models import (
     OPEN_PAYMENT_STATUSES,
-    PERMISSION_REVOKED,
     Payment,
     PaymentKind,
+    Refund,
     RefundInitiator,
     Subscription,
     SubscriptionStatus,
 )
-from billing.money import Money
 from billing.selectors import cancellation_refunds_in_flight
+from billing.services.dunning import subscription_dun
 from billing.services.events import event_record
-from billing.services.lifecycle import subscription_end
-from billing.services.refunds import new_refund, refund_create_at_provider
+from billing.services.refunds import refund_create_at_provider, refund_open
 
 logger = logging.getLogger(__name__)
-
-LIVE_FOR_RENEWAL = (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE)
 
 
 def subscription_on_payment_succeeded(payment: Payment) -> None:
@@ -75,7 +68,7 @@ def subscription_on_payment_failed(payment: Payment) -> None:
                 payment=payment,
             )
     elif _renewal_unwanted_because(subscription, payment) is None:
-        _dun(subscription, payment)
+        subscription_dun(subscription, payment)
 
 
 def _activate(subscription: Subscription, payment: Payment) -> None:
@@ -107,7 +100,7 @@ def _renewal_unwanted_because(subscription: Subscription, payment: Payment) -> s
     ends at its period's end (a database constraint); a cancellation with a refund keeps it on
     until the refund succeeds, so that is asked separately.
     """
-    if subscription.status not in LIVE_FOR_RENEWAL:
+    if not subscription.is_running:
         return str(subscription.status)
     if payment.period_start != subscription.current_period_end:
         return "period already paid"
@@ -136,69 +129,16 @@ def _extend(subscription: Subscription, payment: Payment) -> None:
     )
 
 
-def _dun(subscription: Subscription, payment: Payment) -> None:
-    """A renewal failed: past due, then retries on the dunning schedule, then the end."""
-    now = clock.domain_now()
-    subscription.renewal_failures += 1
-    card_revoked = payment.cancellation_reason == PERMISSION_REVOKED
-    if subscription.status == SubscriptionStatus.ACTIVE and not card_revoked:
-        subscription.move_to(SubscriptionStatus.PAST_DUE)
-        subscription.past_due_since = now
-    event_record(
-        subscription,
-        BillingEventType.SUBSCRIPTION_RENEWAL_FAILED,
-        SubscriptionRenewalFailed(attempt=subscription.renewal_failures, reason=payment.cancellation_reason),
-        payment=payment,
-    )
-    retry_days = settings.DUNNING_RETRY_DAYS
-    if card_revoked:
-        _stop_renewing_with_revoked_card(subscription, payment, now=now)
-    elif subscription.renewal_failures > len(retry_days):
-        subscription_end(
-            subscription,
-            SubscriptionStatus.EXPIRED,
-            reason="renewal_failed",
-            payment=payment,
-            attempts=subscription.renewal_failures,
-        )
-    else:
-        subscription.next_renewal_attempt_at = subscription.past_due_since + timedelta(
-            days=retry_days[subscription.renewal_failures - 1]
-        )
-        subscription.save()
-        event_record(
-            subscription,
-            BillingEventType.SUBSCRIPTION_PAST_DUE,
-            SubscriptionPastDue(next_attempt_at=subscription.next_renewal_attempt_at),
-        )
-
-
-def _stop_renewing_with_revoked_card(subscription: Subscription, payment: Payment, *, now: datetime) -> None:
-    """The viewer withdrew consent to autopayments: no more tries with this card, none at all.
-
-    The charge runs ahead of the period's end (RENEWAL_LEAD_TIME_HOURS), and what was paid for stays
-    the viewer's: the subscription keeps its status (an active one is not made past due, there is
-    nothing left to retry) until its period is over. Then it expires, here if that moment has
-    passed already, else by the expiry job (subscription_expire_due, reason permission_revoked).
-    """
-    payment.payment_method.is_active = False
-    payment.payment_method.save(update_fields=["is_active"])
-    subscription.auto_renew = False
-    subscription.next_renewal_attempt_at = None
-    if subscription.current_period_end <= now:
-        subscription_end(subscription, SubscriptionStatus.EXPIRED, reason=PERMISSION_REVOKED, payment=payment)
-        return
-    subscription.save()
-    event_record(
-        subscription,
-        BillingEventType.SUBSCRIPTION_AUTO_RENEW_CHANGED,
-        SubscriptionAutoRenewChanged(enabled=False, reason=AutoRenewOffReason.PERMISSION_REVOKED),
-    )
-
-
 def _give_back(payment: Payment, *, reason: str) -> None:
-    left = payment.money - Money(payment.refunded_amount, payment.currency)
+    left = payment.refundable_left()
     if left.amount <= 0:
         return
-    refund = new_refund(payment, left, reason=reason, initiator=RefundInitiator.SYSTEM)
-    transaction.on_commit(lambda: refund_create_at_provider(refund=refund))
+    refund = refund_open(payment=payment, amount=left, reason=reason, initiator=RefundInitiator.SYSTEM)
+    transaction.on_commit(lambda: _send_give_back(refund))
+
+
+def _send_give_back(refund: Refund) -> None:
+    """After commit, nobody waits for the answer: a refund YooKassa did not confirm keeps its key
+    for the janitor, one it refused is closed (provider_create logged both)."""
+    with contextlib.suppress(GatewayError):
+        refund_create_at_provider(refund=refund)

@@ -34,7 +34,14 @@ from billing.services import CancelMode, lifecycle, reconciliation, renewals
 from graphql_api.auth import Viewer
 from sandbox.emulator import RefundOutcome
 from sandbox.faults import ApiEffect, ApiFault
-from tests.helpers import SeenAtYooKassa, billing_and_sandbox_at, pay_on_page, start_checkout, subscribe_and_pay_at
+from tests.helpers import (
+    SeenAtYooKassa,
+    billing_and_sandbox_at,
+    committed,
+    pay_on_page,
+    start_checkout,
+    subscribe_and_pay_at,
+)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sandbox")]
 
@@ -70,7 +77,6 @@ def test_on_day_zero_the_quote_is_everything(active):
 def test_cancel_now_refunds_the_quote_and_ends_the_subscription(viewer, active, sandbox):
     result = cancel(viewer, active)
 
-    assert result.problem is None
     assert result.refund.status == RefundStatus.SUCCEEDED
     assert result.refund.money == Money.of("299.00", "RUB")
     assert result.refund.initiator == RefundInitiator.VIEWER
@@ -97,7 +103,7 @@ REFUND_PATHS = {
     ),
     "operator refunds the payment": lambda viewer, subscription, operator: services.payment_refund_by_operator(
         payment_id=subscription.payments.get().pk, operator=operator, reason="Goodwill"
-    )[0],
+    ),
 }
 
 
@@ -271,26 +277,30 @@ def test_an_unpaid_subscription_is_not_active(viewer, plan):
 def test_a_refund_yookassa_cancels_leaves_the_subscription_as_it_was(viewer, active, sandbox):
     sandbox.emulator.refund_outcome = RefundOutcome.CANCELED
 
-    result = cancel(viewer, active)
+    with pytest.raises(RefundCanceled) as raised:
+        cancel(viewer, active)
 
+    result = committed(raised.value)
     assert result.refund.status == RefundStatus.CANCELED
     assert result.refund.cancellation_reason == "rejected_by_payee"
     assert result.subscription.status == SubscriptionStatus.ACTIVE
     assert result.refund.payment.refunded_amount == 0
     assert BillingEvent.objects.filter(type="refund.canceled").count() == 1
-    assert isinstance(result.problem, RefundCanceled)
-    assert result.problem.code is ErrorCode.REFUND_CANCELED
+    assert raised.value.code is ErrorCode.REFUND_CANCELED
 
 
 def test_a_repeat_of_a_refund_yookassa_canceled_reports_it_again(viewer, active, sandbox):
     sandbox.emulator.refund_outcome = RefundOutcome.CANCELED
-    first = cancel(viewer, active, key="cancel-declined")
+    with pytest.raises(RefundCanceled) as raised:
+        cancel(viewer, active, key="cancel-declined")
+    first = committed(raised.value)
 
-    again = cancel(viewer, active, key="cancel-declined")
+    with pytest.raises(RefundCanceled) as raised_again:
+        cancel(viewer, active, key="cancel-declined")
 
+    again = committed(raised_again.value)
     assert again.refund.pk == first.refund.pk
     assert again.refund.status == RefundStatus.CANCELED
-    assert isinstance(again.problem, RefundCanceled)
     assert again.subscription.status == SubscriptionStatus.ACTIVE
     assert sandbox.store.count_refunds() == 1
 
@@ -314,8 +324,9 @@ def test_a_pending_refund_blocks_a_second_one_and_ends_the_subscription_when_it_
 def test_a_timeout_then_a_retry_makes_one_refund(viewer, active, sandbox, settings):
     settings.YOOKASSA_READ_TIMEOUT = 0.3
     sandbox.faults.add(ApiFault(ApiEffect.SLOW, kind="refunds.create", delay=1.0))
-    first = cancel(viewer, active)
-    assert isinstance(first.problem, ProviderOutcomeUnknown)
+    with pytest.raises(ProviderOutcomeUnknown) as raised:
+        cancel(viewer, active)
+    first = committed(raised.value)
     assert first.refund.status == RefundStatus.CREATING
     assert first.subscription.status == SubscriptionStatus.ACTIVE
 
@@ -329,7 +340,9 @@ def test_a_timeout_then_a_retry_makes_one_refund(viewer, active, sandbox, settin
 
 def test_a_500_after_yookassa_refunded_then_a_retry_with_the_key_makes_one_refund(viewer, active, sandbox):
     sandbox.faults.add(ApiFault(ApiEffect.ERROR_500, kind="refunds.create", applied=True))
-    first = cancel(viewer, active, key="cancel-1")
+    with pytest.raises(ProviderOutcomeUnknown) as raised:
+        cancel(viewer, active, key="cancel-1")
+    first = committed(raised.value)
     assert first.refund.status == RefundStatus.CREATING
 
     retried = cancel(viewer, active, key="cancel-1")
@@ -341,7 +354,9 @@ def test_a_500_after_yookassa_refunded_then_a_retry_with_the_key_makes_one_refun
 
 def test_the_refund_webhook_completes_a_refund_whose_answer_was_lost(viewer, active, sandbox):
     sandbox.faults.add(ApiFault(ApiEffect.DROP, kind="refunds.create", applied=True))
-    first = cancel(viewer, active)
+    with pytest.raises(ProviderOutcomeUnknown) as raised:
+        cancel(viewer, active)
+    first = committed(raised.value)
     assert first.refund.provider_refund_id is None
     [provider_refund] = sandbox.store.refunds_of_payment(first.refund.payment.provider_payment_id)
 
@@ -370,10 +385,10 @@ def test_an_operator_refunds_with_a_reason(active, admin_user, sandbox):
 def test_an_operator_refunds_what_is_left_of_a_payment_without_touching_the_subscription(active, admin_user):
     payment = active.payments.get()
 
-    partial, _ = services.payment_refund_by_operator(
+    partial = services.payment_refund_by_operator(
         payment_id=payment.pk, operator=admin_user, reason="Goodwill", amount=Money.of("100.00", "RUB")
     )
-    rest, _ = services.payment_refund_by_operator(payment_id=payment.pk, operator=admin_user, reason="Rest")
+    rest = services.payment_refund_by_operator(payment_id=payment.pk, operator=admin_user, reason="Rest")
 
     payment.refresh_from_db()
     active.refresh_from_db()
@@ -507,7 +522,9 @@ def test_canceling_a_past_due_subscription_at_the_period_end_ends_it_now_and_sto
 
 def test_a_500_after_yookassa_refunded_and_no_retry_reconciliation_makes_it_one_refund(viewer, active, sandbox):
     sandbox.faults.add(ApiFault(ApiEffect.ERROR_500, kind="refunds.create", applied=True))
-    first = cancel(viewer, active)
+    with pytest.raises(ProviderOutcomeUnknown) as raised:
+        cancel(viewer, active)
+    first = committed(raised.value)
     assert first.refund.status == RefundStatus.CREATING
     assert first.subscription.status == SubscriptionStatus.ACTIVE
     assert sandbox.store.count_refunds() == 1

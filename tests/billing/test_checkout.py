@@ -22,7 +22,7 @@ from billing.errors import (
 from billing.models import ClientRequest, Payment, PaymentKind, PaymentStatus, Subscription, SubscriptionStatus
 from graphql_api.auth import Viewer
 from sandbox.faults import ApiEffect, ApiFault
-from tests.helpers import SeenAtYooKassa, pay_on_page, start_checkout
+from tests.helpers import SeenAtYooKassa, committed, pay_on_page, start_checkout
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sandbox")]
 
@@ -48,7 +48,6 @@ def test_checkout_creates_a_pending_payment_for_the_plan(viewer, plan, sandbox):
     result = checkout(viewer, plan)
 
     payment = result.payment
-    assert result.problem is None
     assert payment.status == PaymentStatus.PENDING
     assert payment.kind == PaymentKind.INITIAL
     assert payment.money.amount == plan.price
@@ -76,9 +75,10 @@ def test_the_payment_row_is_committed_before_yookassa_is_asked(viewer, plan, see
 def test_a_500_leaves_the_payment_creating_with_its_key_and_nothing_at_yookassa(viewer, plan, sandbox):
     sandbox.faults.add(ApiFault(ApiEffect.ERROR_500, kind="payments.create", applied=False))
 
-    result = checkout(viewer, plan)
+    with pytest.raises(ProviderOutcomeUnknown) as raised:
+        checkout(viewer, plan)
 
-    assert isinstance(result.problem, ProviderOutcomeUnknown)
+    result = committed(raised.value)
     assert result.payment.status == PaymentStatus.CREATING
     assert Payment.objects.get().idempotence_key == result.payment.idempotence_key
     assert sandbox.store.count_payments() == 0
@@ -87,13 +87,13 @@ def test_a_500_leaves_the_payment_creating_with_its_key_and_nothing_at_yookassa(
 def test_a_retry_after_a_timeout_reuses_the_key_and_yookassa_has_one_payment(viewer, plan, sandbox, settings):
     settings.YOOKASSA_READ_TIMEOUT = 0.3
     sandbox.faults.add(ApiFault(ApiEffect.SLOW, kind="payments.create", delay=1.0))
-    first = checkout(viewer, plan, idempotency_key="click-1")
-    assert isinstance(first.problem, ProviderOutcomeUnknown)
+    with pytest.raises(ProviderOutcomeUnknown) as raised:
+        checkout(viewer, plan, idempotency_key="click-1")
+    first = committed(raised.value)
     assert first.payment.status == PaymentStatus.CREATING
 
-    retried = checkout(viewer, plan, idempotency_key="click-1")
+    retried = checkout(viewer, plan, idempotency_key="click-1")  # no error raised
 
-    assert retried.problem is None
     assert retried.payment.pk == first.payment.pk
     assert retried.payment.status == PaymentStatus.PENDING
     assert sandbox.store.count_payments() == 1
@@ -102,7 +102,9 @@ def test_a_retry_after_a_timeout_reuses_the_key_and_yookassa_has_one_payment(vie
 def test_a_retry_without_a_key_after_a_timeout_finishes_the_same_payment(viewer, plan, sandbox, settings):
     settings.YOOKASSA_READ_TIMEOUT = 0.3
     sandbox.faults.add(ApiFault(ApiEffect.SLOW, kind="payments.create", delay=1.0))
-    first = checkout(viewer, plan)
+    with pytest.raises(ProviderOutcomeUnknown) as raised:
+        checkout(viewer, plan)
+    first = committed(raised.value)
 
     retried = checkout(viewer, plan)
 
@@ -114,9 +116,10 @@ def test_a_retry_without_a_key_after_a_timeout_finishes_the_same_payment(viewer,
 def test_yookassa_rate_limit_leaves_the_payment_to_retry(viewer, plan, sandbox):
     sandbox.faults.add(ApiFault(ApiEffect.ERROR_429, kind="payments.create"))
 
-    result = checkout(viewer, plan)
+    with pytest.raises(ProviderUnavailable) as raised:
+        checkout(viewer, plan)
 
-    assert isinstance(result.problem, ProviderUnavailable)
+    result = committed(raised.value)
     assert result.payment.status == PaymentStatus.CREATING
     assert checkout(viewer, plan).payment.status == PaymentStatus.PENDING
 
@@ -183,7 +186,6 @@ def test_a_new_key_after_the_pending_payment_lapsed_opens_a_new_attempt(viewer, 
 
     again = checkout(viewer, plan, idempotency_key="click-2")
 
-    assert again.problem is None
     assert again.payment.pk != first.payment.pk
     assert again.payment.status == PaymentStatus.PENDING
     assert again.payment.confirmation_url.startswith(f"{sandbox.url}/checkout/")
@@ -265,7 +267,6 @@ def test_when_yookassa_cannot_be_asked_the_pending_payment_is_handed_back_as_it_
 
     again = checkout(viewer, plan, idempotency_key="click-2")
 
-    assert again.problem is None
     assert again.payment.pk == first.payment.pk
     assert again.payment.status == PaymentStatus.PENDING
     assert again.payment.confirmation_url == first.payment.confirmation_url
@@ -278,7 +279,6 @@ def test_a_repeat_after_the_plan_left_the_catalog_gets_the_first_result(viewer, 
 
     again = checkout(viewer, plan, idempotency_key="click-1")
 
-    assert again.problem is None
     assert again.payment.pk == first.payment.pk
     assert again.payment.status == PaymentStatus.PENDING
     assert sandbox.store.count_payments() == 1
@@ -459,9 +459,10 @@ def test_a_refusal_by_yookassa_ends_the_attempt(viewer, plan, sandbox, monkeypat
 
     monkeypatch.setattr("billing.gateway.yookassa.YooKassaGateway.create_payment", refuse)
 
-    result = checkout(viewer, plan)
+    with pytest.raises(ProviderRejected) as raised:
+        checkout(viewer, plan)
 
-    assert isinstance(result.problem, ProviderRejected)
+    result = committed(raised.value)
     assert result.payment.status == PaymentStatus.CANCELED
     assert result.payment.cancellation_reason == "rejected_by_provider"
     assert result.subscription.status == SubscriptionStatus.FAILED

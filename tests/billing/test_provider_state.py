@@ -6,10 +6,11 @@ from datetime import datetime
 import pytest
 
 from billing import services
+from billing.errors import ProviderOutcomeUnknown
 from billing.gateway.interface import ProviderPaymentStatus
 from billing.models import BillingEvent, Payment, PaymentMethod, PaymentStatus, SubscriptionStatus
 from sandbox.faults import ApiEffect, ApiFault
-from tests.helpers import pay_on_page, start_checkout
+from tests.helpers import committed, pay_on_page, start_checkout
 
 pytestmark = pytest.mark.django_db
 
@@ -110,7 +111,9 @@ def test_late_pending_news_after_success_changes_nothing(pending):
 
 def test_a_payment_whose_answer_was_lost_is_found_by_its_metadata(viewer, plan, sandbox):
     sandbox.faults.add(ApiFault(ApiEffect.DROP, kind="payments.create", applied=True))
-    result = start_checkout(viewer, plan)
+    with pytest.raises(ProviderOutcomeUnknown) as raised:
+        start_checkout(viewer, plan)
+    result = committed(raised.value)
     assert result.payment.status == PaymentStatus.CREATING
     [created] = sandbox.store.recent_payments(1)
 

@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 
 from billing import clock, services
+from billing.errors import ProviderOutcomeUnknown
 from billing.models import (
     BillingEvent,
     Payment,
@@ -52,7 +53,9 @@ def test_a_lost_success_notification_is_made_up_for(viewer, plan, sandbox):
 @pytest.mark.parametrize("applied", [True, False], ids=["yookassa-created-it", "yookassa-did-not"])
 def test_a_payment_yookassa_answered_500_for_is_reconciled_to_its_real_outcome(viewer, plan, sandbox, applied):
     sandbox.faults.add(ApiFault(ApiEffect.ERROR_500, kind="payments.create", applied=applied))
-    payment = start_checkout(viewer, plan).payment
+    with pytest.raises(ProviderOutcomeUnknown) as raised:
+        start_checkout(viewer, plan)
+    payment = raised.value.result["payment"]
     assert payment.status == PaymentStatus.CREATING
 
     reconcile_in(6)
@@ -65,7 +68,9 @@ def test_a_payment_yookassa_answered_500_for_is_reconciled_to_its_real_outcome(v
 
 def test_an_unsent_payment_whose_key_expired_is_found_by_its_metadata(viewer, plan, sandbox):
     sandbox.faults.add(ApiFault(ApiEffect.DROP, kind="payments.create", applied=True))
-    payment = start_checkout(viewer, plan).payment
+    with pytest.raises(ProviderOutcomeUnknown) as raised:
+        start_checkout(viewer, plan)
+    payment = raised.value.result["payment"]
     Payment.objects.filter(pk=payment.pk).update(created_at=timezone.now() - timedelta(days=2))
     pay_on_page(sandbox.store.recent_payments(1)[0]["confirmation"]["confirmation_url"], "5555555555554444")
 
@@ -78,7 +83,9 @@ def test_an_unsent_payment_whose_key_expired_is_found_by_its_metadata(viewer, pl
 
 def test_an_unsent_payment_whose_key_expired_and_that_yookassa_never_saw_is_closed(viewer, plan, sandbox):
     sandbox.faults.add(ApiFault(ApiEffect.ERROR_500, kind="payments.create", applied=False))
-    payment = start_checkout(viewer, plan).payment
+    with pytest.raises(ProviderOutcomeUnknown) as raised:
+        start_checkout(viewer, plan)
+    payment = raised.value.result["payment"]
     Payment.objects.filter(pk=payment.pk).update(created_at=timezone.now() - timedelta(days=2))
 
     reconcile_in(6)
@@ -183,9 +190,14 @@ def test_a_refund_yookassa_cancels_later_is_closed_and_frees_the_payment(viewer,
 
 def test_a_refund_whose_answer_was_lost_is_sent_again_with_its_key(viewer, active, sandbox):
     sandbox.faults.add(ApiFault(ApiEffect.ERROR_500, kind="refunds.create", applied=False))
-    refund = services.subscription_cancel(
-        viewer_id=viewer.id, subscription_id=active.pk, mode=services.CancelMode.NOW_WITH_REFUND, idempotency_key=None
-    ).refund
+    with pytest.raises(ProviderOutcomeUnknown) as raised:
+        services.subscription_cancel(
+            viewer_id=viewer.id,
+            subscription_id=active.pk,
+            mode=services.CancelMode.NOW_WITH_REFUND,
+            idempotency_key=None,
+        )
+    refund = raised.value.result["refund"]
     assert refund.status == RefundStatus.CREATING
 
     reconcile_in(6)

@@ -288,7 +288,7 @@ def test_a_retry_after_a_gateway_timeout_gets_the_same_payment(server, sandbox, 
         "subscription": {"id": to_base64("PlanSubscription", payment.subscription_id), "status": "PENDING"},
         "errors": [
             {
-                "code": "PROVIDER_UNAVAILABLE",
+                "code": "PROVIDER_OUTCOME_UNKNOWN",
                 "message": "YooKassa did not answer in time; the request may have been carried out.",
                 "field": None,
             }

@@ -185,7 +185,7 @@ def test_an_unreachable_yookassa_is_reported_with_the_refund_that_will_be_finish
 
     payload = cancel(graphql, token, to_base64("PlanSubscription", active.pk), key="k-1")
 
-    assert [error["code"] for error in payload["errors"]] == ["PROVIDER_UNAVAILABLE"]
+    assert [error["code"] for error in payload["errors"]] == ["PROVIDER_OUTCOME_UNKNOWN"]
     assert payload["refund"]["status"] == "CREATING"
     assert payload["subscription"]["status"] == "ACTIVE"
     again = cancel(graphql, token, to_base64("PlanSubscription", active.pk), key="k-1")

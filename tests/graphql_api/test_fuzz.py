@@ -76,7 +76,13 @@ def test_no_body_gets_a_500(token, body, content_type):
 # --- variables of real operations ----------------------------------------------------------------
 
 # Payload error codes that report YooKassa's answer: the request was valid and billing recorded it.
-PROVIDER_OUTCOMES = {"PROVIDER_UNAVAILABLE", "PROVIDER_REJECTED", "PROVIDER_OBJECT_NOT_FOUND", "REFUND_CANCELED"}
+PROVIDER_OUTCOMES = {
+    "PROVIDER_UNAVAILABLE",
+    "PROVIDER_OUTCOME_UNKNOWN",
+    "PROVIDER_REJECTED",
+    "PROVIDER_OBJECT_NOT_FOUND",
+    "REFUND_CANCELED",
+}
 BILLING_MODELS = [Subscription, Payment, Refund, PaymentMethod, ClientRequest, BillingEvent]
 
 

@@ -96,6 +96,50 @@ def test_an_unreachable_yookassa_is_reported_with_the_payment_that_will_be_finis
     answer = subscribe(graphql, token, planId=to_base64("Plan", plan.pk))
 
     payload = answer["data"]["subscribe"]
-    assert [error["code"] for error in payload["errors"]] == ["PROVIDER_UNAVAILABLE"]
+    assert [error["code"] for error in payload["errors"]] == ["PROVIDER_OUTCOME_UNKNOWN"]
     assert payload["payment"]["status"] == "CREATING"
     assert payload["payment"]["confirmationUrl"] is None
+
+
+def test_a_timeout_at_yookassa_is_an_unknown_outcome_and_a_retry_with_the_same_key_makes_one_payment(
+    graphql, token, plan, sandbox, settings
+):
+    from sandbox.faults import ApiEffect, ApiFault
+
+    # given YooKassa answers after the service stopped waiting (the payment is made there)
+    settings.YOOKASSA_READ_TIMEOUT = 0.3
+    sandbox.faults.add(ApiFault(ApiEffect.SLOW, kind="payments.create", delay=1.0))
+
+    # when the viewer subscribes, then retries with the same key
+    timed_out = subscribe(graphql, token, planId=to_base64("Plan", plan.pk), idempotencyKey="k-timeout")
+    retried = subscribe(graphql, token, planId=to_base64("Plan", plan.pk), idempotencyKey="k-timeout")
+
+    # then the first answer says "may have happened, retry with the same key", with the payment
+    first = timed_out["data"]["subscribe"]
+    payment = Payment.objects.get()
+    assert [error["code"] for error in first["errors"]] == ["PROVIDER_OUTCOME_UNKNOWN"]
+    assert first["payment"]["id"] == to_base64("Payment", payment.pk)
+    assert first["payment"]["status"] == "CREATING"
+    assert first["subscription"]["status"] == "PENDING"
+    # and the retry is the same payment, the only one at YooKassa
+    second = retried["data"]["subscribe"]
+    assert second["errors"] == []
+    assert second["payment"]["id"] == first["payment"]["id"]
+    assert second["payment"]["status"] == "PENDING"
+    assert sandbox.store.count_payments() == 1
+
+
+def test_a_rate_limit_at_yookassa_is_unavailable_with_the_payment_to_retry(graphql, token, plan, sandbox):
+    from sandbox.faults import ApiEffect, ApiFault
+
+    # given YooKassa refuses to be asked now (nothing is done there)
+    sandbox.faults.add(ApiFault(ApiEffect.ERROR_429, kind="payments.create"))
+
+    # when the viewer subscribes
+    answer = subscribe(graphql, token, planId=to_base64("Plan", plan.pk), idempotencyKey="k-429")
+
+    # then it is PROVIDER_UNAVAILABLE, with the payment that a retry finishes
+    payload = answer["data"]["subscribe"]
+    assert [error["code"] for error in payload["errors"]] == ["PROVIDER_UNAVAILABLE"]
+    assert payload["payment"]["status"] == "CREATING"
+    assert sandbox.store.count_payments() == 0

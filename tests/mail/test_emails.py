@@ -9,6 +9,7 @@ import pytest
 from django.conf import settings
 
 from billing import clock, services
+from billing.errors import RefundCanceled
 from billing.events import BillingEventType, SubscriptionRenewalUpcoming
 from billing.models import BillingEvent, SubscriptionStatus
 from billing.money import Money
@@ -246,7 +247,8 @@ def test_a_refund_yookassa_cancels_says_the_subscription_is_unchanged_and_whom_t
     deliver()
     sandbox.emulator.refund_outcome = RefundOutcome.CANCELED
 
-    cancel(viewer, active)
+    with pytest.raises(RefundCanceled):
+        cancel(viewer, active)
     [sent] = deliver()
 
     assert sent.subject == "Your refund of 299.00 RUB didn't go through"

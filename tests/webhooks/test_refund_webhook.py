@@ -12,11 +12,13 @@ import pytest
 from django.test import Client
 
 from billing import services
+from billing.errors import ProviderOutcomeUnknown
 from billing.models import BillingEvent, Payment, Refund, RefundStatus, Subscription, SubscriptionStatus
 from billing.money import Money
 from billing.services import CancelMode
 from sandbox.emulator import RefundOutcome, new_object_id
 from sandbox.faults import ApiEffect, ApiFault
+from tests.helpers import committed
 from webhooks.models import NotificationOutcome, YooKassaNotification
 
 pytestmark = pytest.mark.django_db
@@ -109,7 +111,7 @@ def test_success_of_a_pending_refund_completes_it_and_ends_the_subscription(sand
 
 def test_success_of_an_operators_partial_refund_leaves_the_subscription_active(sandbox, active, admin_user):
     sandbox.emulator.refund_outcome = RefundOutcome.PENDING
-    pending, problem = services.payment_refund_by_operator(
+    pending = services.payment_refund_by_operator(
         payment_id=active.payments.get().pk, operator=admin_user, reason="Goodwill", amount=Money.of("100.00", "RUB")
     )
     api_refund = _settled(sandbox, pending)
@@ -117,7 +119,6 @@ def test_success_of_an_operators_partial_refund_leaves_the_subscription_active(s
     response = _post(_refund_succeeded(api_refund))
 
     refund = Refund.objects.select_related("payment__subscription").get(pk=pending.pk)
-    assert problem is None
     assert response.status_code == 200
     assert _last_notification().outcome == NotificationOutcome.PROCESSED
     assert refund.status == RefundStatus.SUCCEEDED
@@ -250,15 +251,16 @@ def test_a_deferred_notification_redelivered_after_the_outage_is_processed(sandb
 
 def test_a_refund_whose_creation_answer_was_lost_is_found_through_its_metadata(sandbox, viewer, active):
     sandbox.faults.add(ApiFault(ApiEffect.DROP, kind="refunds.create", applied=True))
-    lost = services.subscription_cancel(
-        viewer_id=viewer.id, subscription_id=active.pk, mode=CancelMode.NOW_WITH_REFUND, idempotency_key=None
-    )
+    with pytest.raises(ProviderOutcomeUnknown) as raised:
+        services.subscription_cancel(
+            viewer_id=viewer.id, subscription_id=active.pk, mode=CancelMode.NOW_WITH_REFUND, idempotency_key=None
+        )
+    lost = committed(raised.value)
     [api_refund] = sandbox.store.refunds_of_payment(active.payments.get().provider_payment_id)
 
     response = _post(_refund_succeeded(api_refund))
 
     refund = Refund.objects.select_related("payment__subscription").get()
-    assert lost.problem is not None
     assert (lost.refund.status, lost.refund.provider_refund_id) == (RefundStatus.CREATING, None)
     assert api_refund["metadata"]["refund_id"] == str(refund.pk)
     assert response.status_code == 200

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from billing.errors import ProviderOutcomeUnknown
 from billing.models import (
     BillingEvent,
     Payment,
@@ -807,9 +808,9 @@ def test_a_deferred_notification_redelivered_after_the_outage_is_processed(sandb
 @pytest.mark.django_db
 def test_a_payment_whose_creation_answer_was_lost_is_found_through_its_metadata(sandbox, viewer, plan):
     sandbox.faults.add(ApiFault(ApiEffect.DROP, kind="payments.create", applied=True))
-    result = start_checkout(viewer, plan)
-    payment = result.payment
-    assert result.problem is not None
+    with pytest.raises(ProviderOutcomeUnknown) as raised:
+        start_checkout(viewer, plan)
+    payment = raised.value.result["payment"]
     assert payment.status == PaymentStatus.CREATING
     assert payment.provider_payment_id is None
     created = sandbox.store.recent_payments(1)[0]
