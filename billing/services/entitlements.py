@@ -1,0 +1,32 @@
+"""The viewer's entitlements version: bumped, with a snapshot and an outbox event, in the
+transaction of every change that alters what the viewer may watch."""
+
+import uuid
+
+from billing import locks
+from billing.entitlements import entitlements_compute, entitlements_to_json
+from billing.events import BillingEventType, EntitlementsChanged
+from billing.models import ViewerEntitlements
+from billing.services.events import event_record
+
+
+def entitlements_sync(*, viewer_id: uuid.UUID) -> ViewerEntitlements:
+    """Recompute the viewer's entitlements; if they differ from the recorded ones, record them
+    under the next version with an `entitlements.changed` event. Call inside the transaction of
+    the change, after it is saved, with the viewer's subscription locked: the viewer's row is the
+    last lock of billing.locks' order."""
+    ViewerEntitlements.objects.get_or_create(viewer_id=viewer_id)
+    row = locks.viewer_entitlements_for_update().get(viewer_id=viewer_id)
+    current = entitlements_to_json(entitlements_compute(viewer_id=viewer_id))
+    if current == row.entitlements:
+        return row
+    row.version += 1
+    row.entitlements = current
+    row.save(update_fields=["version", "entitlements", "updated_at"])
+    event_record(
+        None,
+        BillingEventType.ENTITLEMENTS_CHANGED,
+        EntitlementsChanged(version=row.version, entitlements=current),
+        viewer_id=viewer_id,
+    )
+    return row
