@@ -6,7 +6,8 @@ import uuid
 from billing import locks
 from billing.entitlements import entitlements_compute, entitlements_to_json
 from billing.events import BillingEventType, EntitlementsChanged
-from billing.models import ViewerEntitlements
+from billing.models import Subscription, ViewerEntitlements
+from billing.selectors import ACCESS_STATUSES
 from billing.services.events import event_record
 
 
@@ -30,3 +31,20 @@ def entitlements_sync(*, viewer_id: uuid.UUID) -> ViewerEntitlements:
         viewer_id=viewer_id,
     )
     return row
+
+
+def entitlements_sync_plan(*, plan_id: int) -> int:
+    """Recompute the entitlements of every viewer with access through the plan (its features were
+    edited, say), in the caller's transaction; how many changed. Each viewer's row is locked in
+    turn, and nothing else is locked after it: the lock order holds."""
+    viewer_ids = (
+        Subscription.objects.filter(plan_id=plan_id, status__in=ACCESS_STATUSES)
+        .order_by("viewer_id")
+        .values_list("viewer_id", flat=True)
+        .distinct()
+    )
+    changed = 0
+    for viewer_id in list(viewer_ids):
+        before = ViewerEntitlements.objects.filter(viewer_id=viewer_id).values_list("version", flat=True).first()
+        changed += entitlements_sync(viewer_id=viewer_id).version != before
+    return changed

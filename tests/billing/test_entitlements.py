@@ -255,3 +255,20 @@ def test_the_migration_records_the_entitlements_of_viewers_with_access(viewer, a
     assert row.version == 1
     assert row.entitlements == entitlements_to_json(entitlements_compute(viewer_id=viewer.id))
     assert not ViewerEntitlements.objects.filter(viewer_id=lapsed.id).exists()
+
+
+def test_editing_a_plans_features_bumps_its_viewers_and_nobody_else(viewer, active, plans):
+    # given a viewer on Basic and another on Premium
+    other = Viewer(id=uuid.uuid4(), email="other@example.com")
+    subscribe_and_pay(other, plans["premium-monthly"])
+    basic = plans["basic-monthly"]
+
+    # when Basic gains a feature, and is saved again unchanged
+    basic.features = ["hd", "offline"]
+    basic.save()
+    basic.save()
+
+    # then Basic's viewer is at version 2 with it, once; Premium's is untouched
+    row = assert_snapshot_current(viewer)
+    assert (row.version, row.entitlements[0]["features"]) == (2, ["hd", "offline"])
+    assert assert_snapshot_current(other).version == 1
