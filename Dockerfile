@@ -38,6 +38,7 @@ COPY billing/ billing/
 COPY webhooks/ webhooks/
 COPY mail/ mail/
 COPY graphql_api/ graphql_api/
+COPY internal_api/ internal_api/
 COPY admin_access/ admin_access/
 
 # collectstatic needs settings that pass validate(): throwaway keys that live only in this step

@@ -6,4 +6,5 @@ class BillingConfig(AppConfig):
     verbose_name = "Billing"
 
     def ready(self) -> None:
-        from billing import event_listeners, gateway  # noqa: F401 - the listeners' check, the settings-changed hook
+        # The listeners' check, the settings-changed hook, the entitlements' follow-up of plans' saves.
+        from billing import event_listeners, gateway, plan_changes  # noqa: F401

@@ -1,7 +1,8 @@
 """The outbox's contract: every event billing records, by type, with the payload each one carries.
 
-Producers call `event_record(subscription, payload)` with one of the payload classes below; the type
-is the class's (`EVENT_TYPE_OF`). Consumers match on `BillingEventType` and read
+Producers call `event_record(subscription, event_type, payload)` with one of the payload classes
+below for that type (`PAYLOAD_CLASSES`); a per-viewer event (entitlements.changed) has no
+subscription and is recorded with `viewer_id=` instead. Consumers match on `BillingEventType` and read
 `BillingEvent.typed_payload()`. The stored values (BillingEvent.type and its JSON payload) are read
 by services outside this repo and by rows written long ago: a value here never changes.
 
@@ -47,6 +48,8 @@ class BillingEventType(models.TextChoices):
     REFUND_CANCELED = "refund.canceled"
     REFUND_PROVIDER_CONFLICT = "refund.provider_conflict"
     RECONCILIATION_FAILED = "reconciliation.failed"
+    # Per viewer (no subscription): what the viewer may watch changed; see billing.entitlements.
+    ENTITLEMENTS_CHANGED = "entitlements.changed"
 
 
 class AutoRenewOffReason(StrEnum):
@@ -206,6 +209,16 @@ class RefundProviderConflict(EventPayload):
 class ReconciliationFailed(EventPayload):
     event_types = (BillingEventType.RECONCILIATION_FAILED,)
     error: str  # repr of the exception, cut to 500 characters
+
+
+@dataclass(frozen=True, kw_only=True)
+class EntitlementsChanged(EventPayload):
+    """The viewer's whole new entitlements (billing.entitlements.Entitlement.to_json() each) and
+    their version: a receiver that holds a higher version drops this one."""
+
+    event_types = (BillingEventType.ENTITLEMENTS_CHANGED,)
+    version: int
+    entitlements: list[dict[str, Any]]
 
 
 PAYLOAD_CLASSES: dict[BillingEventType, type[EventPayload]] = {

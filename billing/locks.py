@@ -1,7 +1,10 @@
-"""Row locks, in the one order every service takes them: payment, then refund, then subscription.
+"""Row locks, in the one order every service takes them: payment, then refund, then subscription,
+then the viewer's entitlements.
 
 Taking them in a fixed order is what keeps two services that touch the same rows from
-deadlocking. `of=("self",)` locks only the row asked for, not the rows joined to it.
+deadlocking. The entitlements row is always last: `entitlements_sync` takes it from
+`event_record`, after the change it records is saved, and nothing is locked after it.
+`of=("self",)` locks only the row asked for, not the rows joined to it.
 """
 
 import uuid
@@ -10,7 +13,7 @@ from django.db.models import QuerySet
 
 from billing.errors import UnknownProviderPayment, UnknownProviderRefund
 from billing.gateway.interface import ProviderPayment, ProviderRefund
-from billing.models import Payment, Refund, Subscription
+from billing.models import Payment, Refund, Subscription, ViewerEntitlements
 
 
 def payments_for_update() -> QuerySet[Payment]:
@@ -70,3 +73,7 @@ def _provider_row(queryset: QuerySet, provider_id_field: str, provider_object, m
     if row is None or getattr(row, provider_id_field) not in (None, provider_id):
         return None
     return row
+
+
+def viewer_entitlements_for_update() -> QuerySet[ViewerEntitlements]:
+    return ViewerEntitlements.objects.select_for_update()

@@ -442,3 +442,22 @@ class BillingEvent(models.Model):
     def typed_payload(self) -> EventPayload:
         """The payload as the class of this row's type (billing.events); match on `type` to narrow it."""
         return payload_parse(self.type, self.payload)
+
+
+class ViewerEntitlements(models.Model):
+    """What a viewer may watch, as last recorded, and its version: the version goes up by one in the
+    transaction of every change that alters the entitlements, and only then (billing.services.entitlements).
+    A receiver keeps the highest version it has seen and drops anything older."""
+
+    viewer_id = models.UUIDField(primary_key=True)
+    version = models.BigIntegerField(default=0)
+    # billing.entitlements.Entitlements.to_json() as of `version`.
+    entitlements = models.JSONField(default=list)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "viewer entitlements"
+        constraints = [models.CheckConstraint(condition=Q(version__gte=0), name="entitlements_version_not_negative")]
+
+    def __str__(self) -> str:
+        return f"entitlements of {self.viewer_id} v{self.version}"

@@ -23,6 +23,8 @@ urlpatterns = [
         ),
     ),
     path("webhooks/", include("webhooks.urls")),
+    # For the cinema's services, with their own API keys; no viewer token is accepted there.
+    path("internal/v1/", include("internal_api.urls")),
     # The path Anymail documents for Mailgun's tracking webhook.
     path("anymail/", include("mail.urls")),
     path("healthz", healthz),

@@ -5,7 +5,17 @@ from plans.models import Plan
 
 @admin.register(Plan)
 class PlanAdmin(admin.ModelAdmin):
-    list_display = ["name", "code", "price", "currency", "period_count", "period_unit", "is_active", "position"]
+    list_display = [
+        "name",
+        "code",
+        "features",
+        "price",
+        "currency",
+        "period_count",
+        "period_unit",
+        "is_active",
+        "position",
+    ]
     list_editable = ["is_active", "position"]
     list_filter = ["is_active", "currency", "period_unit"]
     search_fields = ["code", "name"]

@@ -8,6 +8,7 @@ from plans.periods import PeriodUnit
 DEMO_PLANS = [
     {
         "code": "basic-monthly",
+        "features": ["hd"],
         "name": "Basic",
         "description": "The whole catalog in HD on one screen.",
         "price": Decimal("299.00"),
@@ -17,6 +18,7 @@ DEMO_PLANS = [
     },
     {
         "code": "premium-monthly",
+        "features": ["hd", "4k", "offline"],
         "name": "Premium",
         "description": "4K and premieres on up to four screens.",
         "price": Decimal("599.00"),
@@ -26,6 +28,7 @@ DEMO_PLANS = [
     },
     {
         "code": "premium-yearly",
+        "features": ["hd", "4k", "offline"],
         "name": "Premium, yearly",
         "description": "Premium for a year, two months free.",
         "price": Decimal("5990.00"),

@@ -1,9 +1,30 @@
+import re
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 
 from plans.periods import BillingPeriod, PeriodUnit
+
+# A feature is a short slug the cinema's services understand ("hd", "4k", "offline"): it travels in
+# every entitlement and in the viewer's JWT (billing.claims), so it is short and the list is small.
+FEATURE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,15}$")
+MAX_FEATURES = 8
+
+
+def validate_features(value) -> None:
+    if not isinstance(value, list):
+        raise ValidationError('Features are a list of short slugs, e.g. ["hd", "4k"].')
+    if len(value) > MAX_FEATURES:
+        raise ValidationError(f"At most {MAX_FEATURES} features.")
+    for feature in value:
+        if not isinstance(feature, str) or not FEATURE_PATTERN.match(feature):
+            raise ValidationError(
+                f"{feature!r} is not a feature: lowercase letters, digits and dashes, at most 16 characters."
+            )
+    if len(set(value)) != len(value):
+        raise ValidationError("A feature is listed twice.")
 
 
 class PlanQuerySet(models.QuerySet):
@@ -29,6 +50,12 @@ class Plan(models.Model):
         default=PeriodUnit.MONTH.value,
     )
     period_count = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)])
+    features = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_features],
+        help_text='What the plan lets a viewer watch, as short slugs the cinema\'s services know: ["hd", "4k"].',
+    )
     is_active = models.BooleanField(default=True, help_text="Inactive plans cannot be bought.")
     position = models.PositiveIntegerField(default=0, help_text="Display order in the catalog.")
     created_at = models.DateTimeField(auto_now_add=True)

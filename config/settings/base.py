@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "webhooks",
     "mail",
     "graphql_api",
+    "internal_api",
 ]
 
 MIDDLEWARE = [

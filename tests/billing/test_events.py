@@ -49,6 +49,7 @@ STORED_TYPES = {
     "refund.canceled",
     "refund.provider_conflict",
     "reconciliation.failed",
+    "entitlements.changed",
 }
 
 

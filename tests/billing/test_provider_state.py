@@ -47,6 +47,7 @@ def test_success_activates_one_period_from_the_moment_of_payment(pending, plan):
         "payment.created",
         "payment.succeeded",
         "subscription.activated",
+        "entitlements.changed",
     ]
 
 

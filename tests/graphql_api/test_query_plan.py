@@ -199,5 +199,6 @@ def test_every_query_of_checkout_and_its_webhook_is_served_by_an_index(graphql, 
         "billing_subscription",
         "billing_payment",
         "billing_paymentmethod",
+        "billing_viewerentitlements",
     }
     _assert_served_by_indexes(selects)

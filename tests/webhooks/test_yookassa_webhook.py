@@ -166,6 +166,7 @@ def test_success_activates_the_subscription_for_one_period_from_the_payment_time
         "payment.created",
         "payment.succeeded",
         "subscription.activated",
+        "entitlements.changed",
     ]
     notification = _last_notification()
     assert notification.outcome == NotificationOutcome.PROCESSED
