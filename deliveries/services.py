@@ -15,6 +15,7 @@ so a receiver never gets a viewer's newer state before an older one that is stil
 
 import json
 import logging
+import os
 import random
 import threading
 import time
@@ -117,8 +118,7 @@ def delivery_send_due(*, time_budget: float = 60) -> SendReport:
         if not claimed:
             break
         messages = [_message(delivery) for delivery in claimed]
-        with ThreadPoolExecutor(max_workers=len(messages)) as pool:
-            outcomes = list(pool.map(_post, messages))
+        outcomes = list(_pool().map(_post, messages))
         for delivery, outcome in zip(claimed, outcomes, strict=True):
             _record(delivery, outcome, report)
         if time.monotonic() >= deadline:
@@ -205,6 +205,18 @@ def sign(endpoint: Endpoint, message_id: str, body: bytes, now: datetime | None 
 
 
 _local = threading.local()
+_pool_lock = threading.Lock()
+_pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The process's senders: threads kept between batches, so their sessions keep their
+    connections alive (created in the worker process itself, after django-q2 forked it)."""
+    key = (os.getpid(), settings.DELIVERY_BATCH_SIZE)
+    with _pool_lock:
+        if key not in _pools:
+            _pools[key] = ThreadPoolExecutor(max_workers=key[1], thread_name_prefix="delivery")
+        return _pools[key]
 
 
 def _session() -> requests.Session:
