@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 import requests
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, Min, OuterRef, Q
+from django.db.models import Exists, F, Min, OuterRef, Q
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
@@ -119,8 +119,10 @@ def delivery_send_due(*, time_budget: float = 60) -> SendReport:
             break
         messages = [_message(delivery) for delivery in claimed]
         outcomes = list(_pool().map(_post, messages))
-        for delivery, outcome in zip(claimed, outcomes, strict=True):
-            _record(delivery, outcome, report)
+        # One transaction for the batch's outcomes: a commit per delivery would cost more than its POST.
+        with transaction.atomic():
+            for delivery, outcome in zip(claimed, outcomes, strict=True):
+                _record(delivery, outcome, report)
         if time.monotonic() >= deadline:
             break
     return report
@@ -147,11 +149,14 @@ def _claim_due(batch_size: int) -> list[Delivery]:
             .select_related("event", "endpoint")
             .order_by("event_id")[:batch_size]
         )
+        lease_ends = now + timedelta(seconds=settings.DELIVERY_LEASE_SECONDS)
+        if rows:
+            Delivery.objects.filter(pk__in=[row.pk for row in rows]).update(
+                attempts=F("attempts") + 1, next_attempt_at=lease_ends, updated_at=now
+            )
         for row in rows:
             row.attempts += 1
-            row.next_attempt_at = now + timedelta(seconds=settings.DELIVERY_LEASE_SECONDS)
-        if rows:
-            Delivery.objects.bulk_update(rows, ["attempts", "next_attempt_at"])
+            row.next_attempt_at = lease_ends
     return rows
 
 

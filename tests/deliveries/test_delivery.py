@@ -75,6 +75,28 @@ def test_a_paid_subscription_reaches_the_receiver(endpoint, receiver, active, vi
     assert by_type["payment.succeeded"]["data"]["payment_id"]
 
 
+def test_a_cancellation_with_refund_reaches_the_receiver_after_the_payment(endpoint, receiver, active, viewer):
+    # given a paid subscription whose events were delivered
+    from billing import services
+    from billing.services import CancelMode
+
+    deliver_all()
+
+    # when the viewer cancels with a refund, and the job runs
+    services.subscription_cancel(
+        viewer_id=viewer.id, subscription_id=active.pk, mode=CancelMode.NOW_WITH_REFUND, idempotency_key=None
+    )
+    deliver_all()
+
+    # then the receiver got the cancellation and the refund after the activation, each once
+    types = receiver.handled_types()
+    assert {"subscription.canceled", "refund.succeeded"} <= set(types)
+    assert types.index("subscription.activated") < types.index("subscription.canceled")
+    assert len(types) == len(set(types))
+    ids = [message["data"]["event_id"] for message in receiver.handled]
+    assert ids == sorted(ids)
+
+
 def test_a_receiver_down_then_up_gets_every_event_once_in_order(endpoint, receiver):
     # given two viewers' events, and a receiver that fails its first 7 requests (500s, then refusing connections)
     first, second = uuid.uuid4(), uuid.uuid4()
