@@ -119,10 +119,7 @@ def delivery_send_due(*, time_budget: float = 60) -> SendReport:
             break
         messages = [_message(delivery) for delivery in claimed]
         outcomes = list(_pool().map(_post, messages))
-        # One transaction for the batch's outcomes: a commit per delivery would cost more than its POST.
-        with transaction.atomic():
-            for delivery, outcome in zip(claimed, outcomes, strict=True):
-                _record(delivery, outcome, report)
+        _record_batch(claimed, outcomes, report)
         if time.monotonic() >= deadline:
             break
     return report
@@ -262,48 +259,78 @@ def _ms_since(start: float) -> int:
     return int((time.monotonic() - start) * 1000)
 
 
-def _record(delivery: Delivery, outcome: _Outcome, report: SendReport) -> None:
+def _still_ours(delivery: Delivery) -> Q:
+    """The row as this worker claimed it: not claimed again by another since (after the lease)."""
+    return Q(pk=delivery.pk, status=DeliveryStatus.PENDING, attempts=delivery.attempts)
+
+
+def _delivered(outcome: _Outcome) -> bool:
+    return outcome.status_code is not None and 200 <= outcome.status_code < 300
+
+
+def _record_batch(claimed: list[Delivery], outcomes: list[_Outcome], report: SendReport) -> None:
+    """Every attempt of the batch, and each delivery's new state, in one transaction: a commit
+    per delivery would cost more than its POST. The delivered ones in one UPDATE."""
     now = timezone.now()
-    ours = Delivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.PENDING, attempts=delivery.attempts)
+    pairs = list(zip(claimed, outcomes, strict=True))
     with transaction.atomic():
-        DeliveryAttempt.objects.create(
-            delivery=delivery,
-            started_at=outcome.started_at,
-            duration_ms=outcome.duration_ms,
-            status_code=outcome.status_code,
-            response_body=outcome.answer,
-            error=outcome.error,
-        )
-        if outcome.status_code is not None and 200 <= outcome.status_code < 300:
-            if not ours.update(status=DeliveryStatus.DELIVERED, delivered_at=now, last_error="", updated_at=now):
-                logger.warning("Delivery %s went through after its lease ran out: it may be sent again", delivery.pk)
-            report.delivered += 1
-            return
-        error = outcome.error or f"HTTP {outcome.status_code}: {outcome.answer[:200]}"
-        if outcome.status_code == 410:
-            # Gone: the service says it wants no more. The delivery waits, due now, for an operator
-            # to enable the endpoint again (or to delete it).
-            ours.update(next_attempt_at=now, last_error=error, updated_at=now)
-            reason = f"Answered 410 Gone to delivery {delivery.pk} at {now:%Y-%m-%d %H:%M:%S %Z}."
-            if endpoint_disable(endpoint_id=delivery.endpoint_id, reason=reason):
-                logger.error("Webhook endpoint %s disabled: %s", delivery.endpoint.name, reason)
-            report.disabled += 1
-            return
-        retry_at = now + _backoff(delivery.attempts)
-        if retry_at > delivery.retry_until:
-            ours.update(status=DeliveryStatus.DEAD, next_attempt_at=None, last_error=error, updated_at=now)
-            logger.error(
-                "Delivery %s (%s to %s) is dead after %s attempt(s): %s",
-                delivery.pk,
-                delivery.event_type,
-                delivery.endpoint.name,
-                delivery.attempts,
-                error,
+        DeliveryAttempt.objects.bulk_create(
+            DeliveryAttempt(
+                delivery=delivery,
+                started_at=outcome.started_at,
+                duration_ms=outcome.duration_ms,
+                status_code=outcome.status_code,
+                response_body=outcome.answer,
+                error=outcome.error,
             )
-            report.dead += 1
-            return
-        ours.update(next_attempt_at=retry_at, last_error=error, updated_at=now)
-        report.retrying += 1
+            for delivery, outcome in pairs
+        )
+        delivered = [delivery for delivery, outcome in pairs if _delivered(outcome)]
+        if delivered:
+            condition = Q()
+            for delivery in delivered:
+                condition |= _still_ours(delivery)
+            recorded = Delivery.objects.filter(condition).update(
+                status=DeliveryStatus.DELIVERED, delivered_at=now, last_error="", updated_at=now
+            )
+            if recorded < len(delivered):
+                logger.warning(
+                    "%s deliveries went through after their lease ran out: they may be sent again",
+                    len(delivered) - recorded,
+                )
+            report.delivered += len(delivered)
+        for delivery, outcome in pairs:
+            if not _delivered(outcome):
+                _record_failure(delivery, outcome, report, now)
+
+
+def _record_failure(delivery: Delivery, outcome: _Outcome, report: SendReport, now: datetime) -> None:
+    ours = Delivery.objects.filter(_still_ours(delivery))
+    error = outcome.error or f"HTTP {outcome.status_code}: {outcome.answer[:200]}"
+    if outcome.status_code == 410:
+        # Gone: the service says it wants no more. The delivery waits, due now, for an operator
+        # to enable the endpoint again (or to delete it).
+        ours.update(next_attempt_at=now, last_error=error, updated_at=now)
+        reason = f"Answered 410 Gone to delivery {delivery.pk} at {now:%Y-%m-%d %H:%M:%S %Z}."
+        if endpoint_disable(endpoint_id=delivery.endpoint_id, reason=reason):
+            logger.error("Webhook endpoint %s disabled: %s", delivery.endpoint.name, reason)
+        report.disabled += 1
+        return
+    retry_at = now + _backoff(delivery.attempts)
+    if retry_at > delivery.retry_until:
+        ours.update(status=DeliveryStatus.DEAD, next_attempt_at=None, last_error=error, updated_at=now)
+        logger.error(
+            "Delivery %s (%s to %s) is dead after %s attempt(s): %s",
+            delivery.pk,
+            delivery.event_type,
+            delivery.endpoint.name,
+            delivery.attempts,
+            error,
+        )
+        report.dead += 1
+        return
+    ours.update(next_attempt_at=retry_at, last_error=error, updated_at=now)
+    report.retrying += 1
 
 
 def _backoff(attempts: int) -> timedelta:
