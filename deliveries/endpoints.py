@@ -53,7 +53,7 @@ def endpoint_specs_from_settings() -> list[EndpointSpec]:
 def endpoint_sync_from_settings(*, force: bool = False) -> list[Endpoint]:
     """Create or update the endpoints settings name; whether one is enabled stays the table's (an
     endpoint disabled after a 410 stays so until an operator enables it again). An endpoint that
-    left the settings is kept, editable in the admin like any other."""
+    left the settings is kept, disabled, editable in the admin like any other."""
     if not force and time.monotonic() - _last_sync["at"] < SYNC_EVERY_SECONDS:
         return []
     synced = []
@@ -71,7 +71,15 @@ def endpoint_sync_from_settings(*, force: bool = False) -> list[Endpoint]:
             )
             synced.append(endpoint)
         names = [endpoint.name for endpoint in synced]
-        Endpoint.objects.filter(from_settings=True).exclude(name__in=names).update(from_settings=False)
+        # Taken out of the settings: no longer delivered to, until an operator enables it again.
+        now = timezone.now()
+        Endpoint.objects.filter(from_settings=True).exclude(name__in=names).update(
+            from_settings=False,
+            enabled=False,
+            disabled_reason="Removed from the settings.",
+            disabled_at=now,
+            updated_at=now,
+        )
     _last_sync["at"] = time.monotonic()
     return synced
 

@@ -286,6 +286,16 @@ def test_settings_endpoints_are_synced_and_win(settings, receiver, db):
     assert endpoint.url == receiver.url
     assert [received.verified for received in receiver.requests] == [True]
 
+    # and once the settings no longer name it, it is disabled, with the reason
+    settings.AUTH_WEBHOOK_URL = settings.AUTH_WEBHOOK_SECRET = ""
+    from deliveries.endpoints import endpoint_sync_from_settings
+
+    endpoint_sync_from_settings(force=True)
+    endpoint.refresh_from_db()
+    assert not endpoint.from_settings
+    assert not endpoint.enabled
+    assert endpoint.disabled_reason == "Removed from the settings."
+
 
 def test_an_event_with_a_pending_delivery_is_not_purged(endpoint, receiver, settings):
     from billing.retention import event_purge_old
