@@ -37,6 +37,7 @@ COPY plans/ plans/
 COPY billing/ billing/
 COPY webhooks/ webhooks/
 COPY mail/ mail/
+COPY deliveries/ deliveries/
 COPY graphql_api/ graphql_api/
 COPY internal_api/ internal_api/
 COPY admin_access/ admin_access/

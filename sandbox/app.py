@@ -18,6 +18,7 @@ from datetime import datetime
 from urllib.parse import parse_qs
 
 from sandbox import pages
+from sandbox.auth_demo import AuthDemo, AuthDemoEffect, fault_from_body
 from sandbox.cards import TEST_CARDS
 from sandbox.config import SandboxConfig
 from sandbox.emulator import Emulator, RefundOutcome
@@ -91,6 +92,8 @@ class SandboxApp:
         self.store = store
         self.emulator = emulator
         self.faults = faults
+        # The demo Auth service that billing's local run delivers its events to (sandbox/auth_demo.py).
+        self.auth_demo = AuthDemo(config.auth_demo_secret)
         # Called with each authenticated API request as it arrives, before any fault or work: a
         # test sees the service's side at the very moment "YooKassa" is asked. A listener that
         # raises turns the request into a 500.
@@ -114,6 +117,8 @@ class SandboxApp:
             return self._checkout(request)
         if request.path.startswith("/sandbox/"):
             return self._control(request)
+        if request.path.startswith("/auth-demo/"):
+            return self._auth_demo(request)
         if request.path == "/" and request.method == "GET":
             return Response.html(pages.index(self.store.recent_payments(20), TEST_CARDS.values(), self.config))
         return Response.error(not_found("Not found"))
@@ -251,6 +256,42 @@ class SandboxApp:
             return Response.redirect(step.return_url)
         return Response.html(pages.result(payment, step.return_url))
 
+    # --- the demo Auth service -----------------------------------------------------------------
+
+    def _auth_demo(self, request: Request) -> Response:
+        demo = self.auth_demo
+        if request.path == "/auth-demo/" and request.method == "GET":
+            return Response.html(pages.auth_demo(demo.received(), demo.describe()["fault"]))
+        if request.path == "/auth-demo/" and request.method == "POST":
+            fault = demo.take_fault()
+            if fault is not None and fault.effect is AuthDemoEffect.DOWN:
+                return Response(0, drop=True)
+            if fault is not None and fault.effect is AuthDemoEffect.ERROR_500:
+                return Response.json(500, {"error": "the demo Auth service fails on purpose"})
+            if fault is not None and fault.effect is AuthDemoEffect.GONE_410:
+                return Response.json(410, {"error": "this endpoint is gone (demo fault switch)"})
+            status, text = demo.receive(request.headers, request.body)
+            response = Response(status, text.encode(), content_type="application/json")
+            if fault is not None and fault.effect is AuthDemoEffect.SLOW:
+                response.delay = fault.delay
+            return response
+        if request.path == "/auth-demo/faults":
+            denied = self._authenticate(request)
+            if denied is not None:
+                return denied
+            if request.method == "GET":
+                return Response.json(200, demo.describe())
+            if request.method == "DELETE":
+                demo.clear()
+                return Response.json(200, {})
+            if request.method == "POST":
+                try:
+                    demo.set_fault(fault_from_body(_json_body(request)))
+                except (TypeError, ValueError) as exc:
+                    return Response.error(invalid_request(str(exc)))
+                return Response.json(200, demo.describe())
+        return Response.error(not_found("Not found"))
+
     # --- controls for tests and developers --------------------------------------------------------
 
     def _control(self, request: Request) -> Response:
@@ -305,6 +346,7 @@ class SandboxApp:
         self.store.reset()
         self.faults.clear()
         self.listeners.clear()
+        self.auth_demo.reset()
         self.emulator.refund_outcome = RefundOutcome.SUCCEEDED
 
     def update_settings(self, body: dict) -> dict:

@@ -45,3 +45,5 @@ class SandboxConfig:
     # How often the background loop looks for due notifications and expiries (seconds).
     tick_interval: float = 0.5
     clock: Callable[[], datetime] = utc_now
+    # The secret of the demo Auth service at /auth-demo/ (whsec_...); None: it verifies nothing.
+    auth_demo_secret: str | None = field(default=None, repr=False)

@@ -103,6 +103,26 @@ def index(payments: list[dict], cards: Iterable[TestCard], config: SandboxConfig
     )
 
 
+def auth_demo(received: list, fault: dict | None) -> str:
+    rows = "".join(
+        _row(
+            f"{event.received_at:%Y-%m-%d %H:%M:%S}",
+            event.type or "-",
+            event.viewer_id or "-",
+            event.version or "-",
+            ("yes" + (" (duplicate)" if event.duplicate else "")) if event.verified else f"no: {event.error}",
+            event.webhook_id,
+        )
+        for event in received
+    )
+    return _render(
+        "auth_demo.html",
+        title="Auth service (demo)",
+        fault="none" if fault is None else f"{fault['effect']} ({fault['times'] or 'until cleared'})",
+        rows_html=rows or '<tr><td colspan="6">Nothing received yet: pay for a plan.</td></tr>',
+    )
+
+
 def _return_link(url: str | None, label: str) -> str:
     return f'<p><a href="{escape(url)}">{escape(label)}</a></p>' if url else ""
 

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "billing",
     "webhooks",
     "mail",
+    "deliveries",
     "graphql_api",
     "internal_api",
 ]
@@ -194,7 +195,12 @@ else:
 # payment subscriptions, and mail's prompt delivery. Both are hints: without them, subscriptions
 # still re-read (below) and mail's one-minute schedule still reads the outbox.
 BILLING_EVENT_LISTENERS = env.list(
-    "BILLING_EVENT_LISTENERS", default=["graphql_api.live.on_billing_event", "mail.receivers.on_billing_event"]
+    "BILLING_EVENT_LISTENERS",
+    default=[
+        "graphql_api.live.on_billing_event",
+        "mail.receivers.on_billing_event",
+        "deliveries.receivers.on_billing_event",
+    ],
 )
 # Channel-layer hints are at most once: a live payment subscription also re-reads the payment at
 # least this often (seconds), so a lost hint delays an update by at most this much.
@@ -230,6 +236,7 @@ SCHEDULE_PROVIDERS = {
     "billing: ": "billing.schedules.BILLING_SCHEDULES",
     "mail: ": "mail.schedules.MAIL_SCHEDULES",
     "webhooks: ": "webhooks.schedules.WEBHOOKS_SCHEDULES",
+    "deliveries: ": "deliveries.schedules.DELIVERIES_SCHEDULES",
 }
 
 # --- Email (Anymail) ------------------------------------------------------------------------
@@ -255,6 +262,51 @@ MAIL_SUPPORT_EMAIL = env.str("MAIL_SUPPORT_EMAIL", default="support@cinema.examp
 MAIL_RETRY_MINUTES = [int(minutes) for minutes in env.list("MAIL_RETRY_MINUTES", default=["1", "10", "60", "360"])]
 # Billing events recorded this long ago or less get their emails (a row committed late is still seen).
 MAIL_EVENT_LOOKBACK_HOURS = env.int("MAIL_EVENT_LOOKBACK_HOURS", default=24)
+
+# --- Event delivery to the cinema's services (deliveries/) ------------------------------------
+
+# The services that receive billing's events as Standard Webhooks POSTs, beside those added in the
+# admin. SERVICE_WEBHOOKS is a JSON list of {"name", "url", "secret", "previous_secret"?,
+# "event_types"}; AUTH_WEBHOOK_* configure the Auth service's endpoint ("auth") alone. Secrets are
+# whsec_<base64>; a previous_secret signs beside the new one while a rotation is under way. They are
+# synced into the endpoints table by the delivery job; settings win for the endpoints they name.
+SERVICE_WEBHOOKS = env.json("SERVICE_WEBHOOKS", default=[])
+AUTH_WEBHOOK_URL = env.str("AUTH_WEBHOOK_URL", default="")
+AUTH_WEBHOOK_SECRET = env.str("AUTH_WEBHOOK_SECRET", default="")
+AUTH_WEBHOOK_PREVIOUS_SECRET = env.str("AUTH_WEBHOOK_PREVIOUS_SECRET", default="")
+# What Auth hears: entitlements.changed carries the whole new state and its version; the rest are
+# the changes behind it, for receivers that want them.
+AUTH_WEBHOOK_EVENT_TYPES = env.list(
+    "AUTH_WEBHOOK_EVENT_TYPES",
+    default=[
+        "entitlements.changed",
+        "subscription.activated",
+        "subscription.renewed",
+        "subscription.past_due",
+        "subscription.auto_renew_changed",
+        "subscription.cancel_scheduled",
+        "subscription.canceled",
+        "subscription.expired",
+        "payment.succeeded",
+        "refund.succeeded",
+    ],
+)
+# Events recorded this long ago or less are delivered (a row committed late is still seen); an
+# endpoint gets the events recorded after it was created, older ones by a replay from the admin.
+DELIVERY_EVENT_LOOKBACK_HOURS = env.int("DELIVERY_EVENT_LOOKBACK_HOURS", default=24)
+# A failed delivery is tried again after a random wait between the minimum and an exponential
+# ceiling (the minimum doubled per failure, capped at the maximum), for this many days; then DEAD.
+DELIVERY_RETRY_MIN_SECONDS = env.float("DELIVERY_RETRY_MIN_SECONDS", default=30.0)
+DELIVERY_RETRY_MAX_SECONDS = env.float("DELIVERY_RETRY_MAX_SECONDS", default=3600.0)
+DELIVERY_RETRY_DAYS = env.float("DELIVERY_RETRY_DAYS", default=3.0)
+# Each POST: connecting, then each read of the answer (seconds).
+DELIVERY_CONNECT_TIMEOUT = env.float("DELIVERY_CONNECT_TIMEOUT", default=3.0)
+DELIVERY_READ_TIMEOUT = env.float("DELIVERY_READ_TIMEOUT", default=10.0)
+# A claimed delivery whose attempt has not ended by then is due again (its worker died): well
+# above connect + read timeouts.
+DELIVERY_LEASE_SECONDS = env.float("DELIVERY_LEASE_SECONDS", default=60.0)
+# Deliveries claimed and sent at once (in parallel) by one worker.
+DELIVERY_BATCH_SIZE = env.int("DELIVERY_BATCH_SIZE", default=16)
 
 # --- Mailgun tracking webhook: replay window ----------------------------------------------------
 
@@ -351,6 +403,8 @@ RETENTION_NOTIFICATION_DAYS = env.int("RETENTION_NOTIFICATION_DAYS", default=90)
 RETENTION_UNTRUSTED_NOTIFICATION_DAYS = env.int("RETENTION_UNTRUSTED_NOTIFICATION_DAYS", default=30)
 RETENTION_EVENT_DAYS = env.int("RETENTION_EVENT_DAYS", default=180)
 RETENTION_EMAIL_DAYS = env.int("RETENTION_EMAIL_DAYS", default=180)
+# Delivered and dead event deliveries (with their attempts); pending ones are never deleted.
+RETENTION_DELIVERY_DAYS = env.int("RETENTION_DELIVERY_DAYS", default=30)
 RETENTION_CLIENT_REQUEST_DAYS = env.int("RETENTION_CLIENT_REQUEST_DAYS", default=90)
 RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=1000)
 
@@ -519,6 +573,31 @@ def validate(settings: dict) -> None:
     _validate_task_lease(settings["Q_CLUSTER"])
     _validate_admin_access(settings)
     _validate_inbox_and_retention(settings)
+    _validate_deliveries(settings)
+
+
+def _validate_deliveries(settings: dict) -> None:
+    if not 0 < settings["DELIVERY_RETRY_MIN_SECONDS"] <= settings["DELIVERY_RETRY_MAX_SECONDS"]:
+        raise ImproperlyConfigured(
+            "DELIVERY_RETRY_MIN_SECONDS must be positive and at most DELIVERY_RETRY_MAX_SECONDS."
+        )
+    if not settings["DELIVERY_RETRY_DAYS"] > 0 or settings["DELIVERY_EVENT_LOOKBACK_HOURS"] < 1:
+        raise ImproperlyConfigured("DELIVERY_RETRY_DAYS must be positive, DELIVERY_EVENT_LOOKBACK_HOURS at least 1.")
+    if not 1 <= settings["DELIVERY_BATCH_SIZE"] <= 100:
+        raise ImproperlyConfigured("DELIVERY_BATCH_SIZE must be 1 to 100 deliveries.")
+    timeouts = settings["DELIVERY_CONNECT_TIMEOUT"] + settings["DELIVERY_READ_TIMEOUT"]
+    if min(settings["DELIVERY_CONNECT_TIMEOUT"], settings["DELIVERY_READ_TIMEOUT"]) <= 0:
+        raise ImproperlyConfigured("DELIVERY_CONNECT_TIMEOUT and DELIVERY_READ_TIMEOUT must be positive seconds.")
+    if settings["DELIVERY_LEASE_SECONDS"] < 2 * timeouts:
+        # A POST still waiting for its answer when the lease runs out is sent a second time.
+        raise ImproperlyConfigured(
+            f"DELIVERY_LEASE_SECONDS ({settings['DELIVERY_LEASE_SECONDS']}) must be at least twice "
+            f"DELIVERY_CONNECT_TIMEOUT + DELIVERY_READ_TIMEOUT ({timeouts} s)."
+        )
+    if not isinstance(settings["SERVICE_WEBHOOKS"], list):
+        raise ImproperlyConfigured("SERVICE_WEBHOOKS must be a JSON list of endpoints.")
+    if bool(settings["AUTH_WEBHOOK_URL"]) != bool(settings["AUTH_WEBHOOK_SECRET"]):
+        raise ImproperlyConfigured("Set both AUTH_WEBHOOK_URL and AUTH_WEBHOOK_SECRET, or neither.")
 
 
 def _validate_live(settings: dict) -> None:
@@ -639,6 +718,10 @@ def _validate_inbox_and_retention(settings: dict) -> None:
             "the outbox is delivered with retries for days, and mail reads MAIL_EVENT_LOOKBACK_HOURS of it",
         ),
         "RETENTION_EMAIL_DAYS": (4 * lookback_days, "mail would send an email again for an event it still reads"),
+        "RETENTION_DELIVERY_DAYS": (
+            4 * -(-settings["DELIVERY_EVENT_LOOKBACK_HOURS"] // 24),
+            "an event still in DELIVERY_EVENT_LOOKBACK_HOURS would be delivered again",
+        ),
         "RETENTION_CLIENT_REQUEST_DAYS": (
             CLIENT_REQUEST_KEY_PROMISE_DAYS,
             "a repeat under the same idempotency key returns the first result for that long",

@@ -12,12 +12,13 @@ from django_q.tasks import async_task, result
 from billing import tasks
 from billing.models import Payment, PaymentKind
 from billing.schedules import BILLING_SCHEDULES, schedules_install, schedules_wanted
+from deliveries.schedules import DELIVERIES_SCHEDULES
 from mail.schedules import MAIL_SCHEDULES
 from webhooks.schedules import WEBHOOKS_SCHEDULES
 
 pytestmark = pytest.mark.django_db
 
-EVERY_SCHEDULE = BILLING_SCHEDULES | MAIL_SCHEDULES | WEBHOOKS_SCHEDULES
+EVERY_SCHEDULE = BILLING_SCHEDULES | MAIL_SCHEDULES | WEBHOOKS_SCHEDULES | DELIVERIES_SCHEDULES
 
 
 def test_schedules_are_installed_once_however_often_the_command_runs():
@@ -36,7 +37,12 @@ def test_schedules_are_installed_once_however_often_the_command_runs():
 def test_every_app_named_in_the_settings_brings_its_schedules():
     wanted = schedules_wanted()
 
-    assert wanted == {"billing: ": BILLING_SCHEDULES, "mail: ": MAIL_SCHEDULES, "webhooks: ": WEBHOOKS_SCHEDULES}
+    assert wanted == {
+        "billing: ": BILLING_SCHEDULES,
+        "mail: ": MAIL_SCHEDULES,
+        "webhooks: ": WEBHOOKS_SCHEDULES,
+        "deliveries: ": DELIVERIES_SCHEDULES,
+    }
 
 
 def test_the_retention_jobs_of_each_app_are_installed():
@@ -47,6 +53,7 @@ def test_the_retention_jobs_of_each_app_are_installed():
     assert installed["mail: purge old emails"] == "mail.tasks.purge_old_emails"
     assert installed["webhooks: purge old notifications"] == "webhooks.tasks.purge_old_notifications"
     assert installed["webhooks: close interrupted notifications"] == "webhooks.tasks.close_interrupted_notifications"
+    assert installed["deliveries: purge old deliveries"] == "deliveries.tasks.purge_old_deliveries"
 
 
 def test_a_schedule_no_longer_wanted_is_removed():

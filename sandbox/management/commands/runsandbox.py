@@ -31,11 +31,13 @@ class Command(BaseCommand):
             public_url=settings.YOOKASSA_SANDBOX_PUBLIC_URL or None,
             notification_url=options["notification_url"] or None,
             state_file=options["state_file"],
+            auth_demo_secret=getattr(settings, "AUTH_DEMO_WEBHOOK_SECRET", None),
         )
         server = SandboxServer(config)
         self.stdout.write(
             f"YooKassa sandbox listening on {server.url}: API {config.public_url}/v3 (shopId {config.shop_id}), "
-            f"payment pages {config.public_url}/checkout/...; notifications to {config.notification_url}"
+            f"payment pages {config.public_url}/checkout/...; notifications to {config.notification_url}; "
+            f"the demo Auth service at {config.public_url}/auth-demo/"
         )
         if f"{config.public_url}/v3" != settings.YOOKASSA_API_URL:
             self.stdout.write(
