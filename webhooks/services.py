@@ -30,6 +30,7 @@ from django.db import (
 
 from billing import clock, selectors, services
 from billing.errors import GatewayError, ProviderObjectNotFound
+from billing.gateway.interface import ProviderNotificationEvent
 from config.client_addresses import address_in
 from webhooks.models import NotificationOutcome, YooKassaNotification
 from webhooks.untrusted import untrusted_notification_count
@@ -147,11 +148,12 @@ def _handle_refund_event(notification: YooKassaNotification) -> tuple[str, str]:
     return NotificationOutcome.PROCESSED, f"Refund {refund.id} is {refund.status}."
 
 
+# Keyed by str enum members, so the raw `event` text of a notification looks its handler up.
 _HANDLERS: dict[str, Callable[[YooKassaNotification], tuple[str, str]]] = {
-    "payment.succeeded": _handle_payment_event,
-    "payment.canceled": _handle_payment_event,
-    "payment.waiting_for_capture": _handle_payment_event,
-    "refund.succeeded": _handle_refund_event,
+    ProviderNotificationEvent.PAYMENT_SUCCEEDED: _handle_payment_event,
+    ProviderNotificationEvent.PAYMENT_CANCELED: _handle_payment_event,
+    ProviderNotificationEvent.PAYMENT_WAITING_FOR_CAPTURE: _handle_payment_event,
+    ProviderNotificationEvent.REFUND_SUCCEEDED: _handle_refund_event,
 }
 
 

@@ -15,6 +15,16 @@ from typing import Generic, Protocol, TypeVar
 from billing.money import Money
 
 
+class ProviderNotificationEvent(StrEnum):
+    """The `event` of a YooKassa notification this service acts on (YooKassa's names, not billing's
+    event types)."""
+
+    PAYMENT_SUCCEEDED = "payment.succeeded"
+    PAYMENT_CANCELED = "payment.canceled"
+    PAYMENT_WAITING_FOR_CAPTURE = "payment.waiting_for_capture"
+    REFUND_SUCCEEDED = "refund.succeeded"
+
+
 class ProviderPaymentStatus(StrEnum):
     PENDING = "pending"
     WAITING_FOR_CAPTURE = "waiting_for_capture"
