@@ -3,12 +3,14 @@ the operators' changes to an endpoint."""
 
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from billing.models import BillingEvent
 from deliveries.models import Delivery, DeliveryStatus, Endpoint
 
 AUTH_ENDPOINT_NAME = "auth"
@@ -95,15 +97,51 @@ def endpoint_disable(*, endpoint_id: int, reason: str) -> bool:
 
 def endpoint_enable(*, endpoint_id: int) -> int:
     """Deliver to the endpoint again, its waiting deliveries first, each with a fresh series of
-    retries (they may have waited longer than the retry window). Returns how many wait."""
+    retries (they may have waited longer than the retry window). Returns how many wait.
+
+    The fan-out skips a disabled endpoint and reads only a recent window of the outbox, so the
+    events recorded while it was disabled get their rows here: none is lost however long it was off.
+    """
     now = timezone.now()
     with transaction.atomic():
+        endpoint = Endpoint.objects.select_for_update().get(pk=endpoint_id)
+        if endpoint.disabled_at is not None:
+            since = max(
+                endpoint.created_at,
+                endpoint.disabled_at - timedelta(hours=settings.DELIVERY_EVENT_LOOKBACK_HOURS),
+            )
+            missed = (
+                BillingEvent.objects.filter(created_at__gte=since, type__in=endpoint.event_types)
+                .exclude(Exists(Delivery.objects.filter(event=OuterRef("pk"), endpoint=endpoint)))
+                .order_by("id")
+                .values_list("id", "viewer_id", "type")
+            )
+            delivery_rows_insert(endpoint, list(missed), now)
         Endpoint.objects.filter(pk=endpoint_id).update(
             enabled=True, disabled_reason="", disabled_at=None, updated_at=now
         )
         return Delivery.objects.filter(endpoint_id=endpoint_id, status=DeliveryStatus.PENDING).update(
             next_attempt_at=now, retry_until=now + retry_window(), updated_at=now
         )
+
+
+def delivery_rows_insert(endpoint: Endpoint, events: list[tuple[int, object, str]], now: datetime) -> None:
+    """One pending delivery per event for the endpoint; rows it has already are left as they are."""
+    until = now + retry_window()
+    Delivery.objects.bulk_create(
+        [
+            Delivery(
+                event_id=event_id,
+                endpoint=endpoint,
+                viewer_id=viewer_id,
+                event_type=event_type,
+                next_attempt_at=now,
+                retry_until=until,
+            )
+            for event_id, viewer_id, event_type in events
+        ],
+        ignore_conflicts=True,
+    )
 
 
 def retry_window() -> timedelta:

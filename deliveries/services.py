@@ -31,7 +31,7 @@ from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
 from billing.models import BillingEvent
-from deliveries.endpoints import endpoint_disable, endpoint_sync_from_settings, retry_window
+from deliveries.endpoints import delivery_rows_insert, endpoint_disable, endpoint_sync_from_settings, retry_window
 from deliveries.models import Delivery, DeliveryAttempt, DeliveryStatus, Endpoint
 from deliveries.queueing import enqueue
 
@@ -79,30 +79,12 @@ def delivery_create_for_events(*, now: datetime | None = None, page_size: int = 
         after = floor - 1
         while True:
             page = list(undelivered.filter(id__gt=after)[:page_size])
-            _insert(endpoint, page, now)
+            delivery_rows_insert(endpoint, page, now)
             created += len(page)
             if len(page) < page_size:
                 break
             after = page[-1][0]
     return created
-
-
-def _insert(endpoint: Endpoint, events: list[tuple[int, object, str]], now: datetime) -> None:
-    until = now + retry_window()
-    Delivery.objects.bulk_create(
-        [
-            Delivery(
-                event_id=event_id,
-                endpoint=endpoint,
-                viewer_id=viewer_id,
-                event_type=event_type,
-                next_attempt_at=now,
-                retry_until=until,
-            )
-            for event_id, viewer_id, event_type in events
-        ],
-        ignore_conflicts=True,
-    )
 
 
 # --- sending -----------------------------------------------------------------------------------
@@ -380,7 +362,7 @@ def delivery_replay(
         events = events.filter(created_at__lte=to_time)
     now = timezone.now()
     with transaction.atomic():
-        _insert(endpoint, list(events.values_list("id", "viewer_id", "type")), now)
+        delivery_rows_insert(endpoint, list(events.values_list("id", "viewer_id", "type")), now)
         count = Delivery.objects.filter(endpoint=endpoint, event__in=events.values("id")).update(
             status=DeliveryStatus.PENDING,
             next_attempt_at=now,

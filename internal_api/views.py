@@ -10,7 +10,7 @@ import binascii
 import json
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import wraps
 
 from django.db.models import Q, QuerySet
@@ -160,11 +160,14 @@ def _cursor_decode(cursor: str) -> tuple[datetime, uuid.UUID]:
             raise ValueError("too long")
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created_at, row_id = json.loads(raw)
+        if not (isinstance(created_at, str) and isinstance(row_id, str)):
+            raise TypeError("a cursor holds two strings")
         moment = datetime.fromisoformat(created_at)
         if moment.tzinfo is None:
             raise ValueError("naive")
-        return moment, uuid.UUID(row_id)
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
+        # In UTC here: a moment at the edge of the calendar with a far offset overflows the query.
+        return moment.astimezone(UTC), uuid.UUID(row_id)
+    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError) as exc:
         raise BadRequest("BAD_CURSOR", "cursor is a next_cursor from this list.") from exc
 
 

@@ -240,6 +240,27 @@ def test_410_disables_the_endpoint_and_keeps_its_deliveries(endpoint, receiver):
     assert len(receiver.handled) == 1
 
 
+def test_events_recorded_while_an_endpoint_was_disabled_for_days_are_delivered_once_enabled(endpoint, receiver):
+    # given an endpoint an operator disabled, and an event recorded while it was off
+    from deliveries.endpoints import endpoint_disable, endpoint_enable
+
+    viewer_id = uuid.uuid4()
+    endpoint_disable(endpoint_id=endpoint.pk, reason="Auth is being migrated")
+    missed = record(viewer_id, BillingEventType.PAYMENT_SUCCEEDED, amount="1.00")
+    delivery_create_for_events()
+    days_ago = timezone.now() - timedelta(days=4)
+    Endpoint.objects.filter(pk=endpoint.pk).update(created_at=days_ago, disabled_at=days_ago)
+    BillingEvent.objects.filter(pk=missed.pk).update(created_at=days_ago + timedelta(days=1))
+
+    # when it is enabled again days later, past the fan-out's look-back window
+    assert delivery_create_for_events() == 0
+    endpoint_enable(endpoint_id=endpoint.pk)
+    deliver_all()
+
+    # then the event recorded meanwhile reaches the receiver, once
+    assert [message["data"]["event_id"] for message in receiver.handled] == [missed.id]
+
+
 def test_failures_past_the_retry_window_end_dead(endpoint, receiver):
     # given a delivery failing for three days
     receiver.fail_times = None

@@ -301,3 +301,28 @@ def test_a_batch_answers_every_distinct_id(api, ids):
     response = api.post("entitlements:batch", {"viewer_ids": ids})
 
     assert [item["viewer_id"] for item in response.json()["viewers"]] == list(dict.fromkeys(ids))
+
+
+@pytest.mark.parametrize(
+    "decoded",
+    [
+        ["2024-01-01T00:00:00+00:00", 5],
+        ["2024-01-01T00:00:00+00:00", ["a"]],
+        [5, "00000000-0000-0000-0000-000000000000"],
+        ["0001-01-01T00:00:00+14:00", "00000000-0000-0000-0000-000000000000"],
+        ["9999-12-31T23:59:59-14:00", "00000000-0000-0000-0000-000000000000"],
+    ],
+)
+def test_a_crafted_cursor_is_a_400(api, decoded):
+    # given a cursor that decodes as JSON but was never issued by the API
+    import base64
+    import json
+
+    cursor = base64.urlsafe_b64encode(json.dumps(decoded).encode()).decode().rstrip("=")
+
+    # when a service pages with it
+    response = api.get(f"viewers/{uuid.uuid4()}/payments?cursor={cursor}")
+
+    # then it is told the cursor is bad, never a 500
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "BAD_CURSOR"
