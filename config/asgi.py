@@ -13,10 +13,18 @@ from django.conf import settings  # noqa: E402
 from django.urls import path  # noqa: E402
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL  # noqa: E402
 
+from graphql_api.hints import hint_mark_server_loop  # noqa: E402
 from graphql_api.schema import schema  # noqa: E402
 from graphql_api.views import BillingGraphQLWSConsumer  # noqa: E402
 
-application = ProtocolTypeRouter(
+
+async def application(scope, receive, send):
+    """The router below, with the server's loop marked for live hints (graphql_api.hints)."""
+    hint_mark_server_loop()
+    await router(scope, receive, send)
+
+
+router = ProtocolTypeRouter(
     {
         "http": django_application,
         "websocket": URLRouter(

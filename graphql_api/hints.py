@@ -56,10 +56,25 @@ def hints_dropped() -> int:
     return _dropped
 
 
+# The ASGI server's loops (config.asgi marks each on its first request). Only these outlive the
+# request: a loop that async_to_sync makes for one request (Django's test client, a WSGI server)
+# ends with it, and its shutdown would wait for a hint stuck on a frozen Redis, whose client gives
+# up only at its socket timeout, however early the hint's own timeout cancels it.
+_server_loops: set[asyncio.AbstractEventLoop] = set()
+
+
+def hint_mark_server_loop() -> None:
+    """Call from the ASGI application, on its server's event loop."""
+    _server_loops.add(asyncio.get_running_loop())
+
+
 def _serving_loop() -> asyncio.AbstractEventLoop | None:
-    """The event loop this thread works for under sync_to_async (asgiref keeps it to run async_to_sync)."""
+    """The ASGI server's event loop this thread works for under sync_to_async (asgiref keeps it to
+    run async_to_sync); None for any other loop."""
     loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
     if loop is None or getattr(SyncToAsync.threadlocal, "main_event_loop_pid", None) != os.getpid():
+        return None
+    if loop not in _server_loops:
         return None
     return loop if loop.is_running() and not loop.is_closed() else None
 
